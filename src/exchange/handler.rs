@@ -1,0 +1,868 @@
+//! The HTTP edge of the exchange: one handler for every mode, answers exactly as 1C reads them
+//! (HTTP 200, non-empty body, first line `success` / `progress` / `failure`, charset declared,
+//! no BOM). Every request is journaled.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::prelude::*;
+use futures_util::StreamExt;
+
+use super::jobs::JobState;
+use super::query::Params;
+use super::{auth, paths, random_token, zipx, Exchange, SessionRow, UploadRow};
+use crate::catalog;
+use crate::i18n::Lang;
+use crate::store::schema::{exchange_requests, exchange_sessions, uploaded_files};
+use crate::store::{now_ms, Conn, StoreError};
+
+/// An answer as 1C reads it.
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub www_authenticate: bool,
+    /// An XML document (sale query) rather than text lines.
+    pub xml: bool,
+}
+
+impl Answer {
+    fn lines(lines: &[&str]) -> Answer {
+        Answer {
+            status: 200,
+            body: lines.join("\n"),
+            www_authenticate: false,
+            xml: false,
+        }
+    }
+    fn success(detail: &str) -> Answer {
+        if detail.is_empty() {
+            Answer::lines(&["success"])
+        } else {
+            Answer::lines(&["success", detail])
+        }
+    }
+    fn progress(detail: &str) -> Answer {
+        Answer::lines(&["progress", detail])
+    }
+    fn failure(reason: &str) -> Answer {
+        Answer::lines(&["failure", reason])
+    }
+}
+
+/// Encode a text answer in windows-1251 (characters it lacks become numeric references).
+fn encode_text(body: &str) -> Vec<u8> {
+    let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(body);
+    bytes.into_owned()
+}
+
+fn respond(a: &Answer) -> HttpResponse {
+    let mut b = HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(a.status).unwrap_or(actix_web::http::StatusCode::OK),
+    );
+    let ctype = if a.xml {
+        "application/xml; charset=windows-1251"
+    } else {
+        "text/plain; charset=windows-1251"
+    };
+    b.insert_header((header::CONTENT_TYPE, ctype))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("Pragma", "no-cache"));
+    if a.www_authenticate {
+        b.insert_header((
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"1C exchange\", charset=\"UTF-8\"",
+        ));
+    }
+    let body = if a.body.is_empty() {
+        "failure".to_string()
+    } else {
+        a.body.clone()
+    };
+    b.body(encode_text(&body))
+}
+
+/// Facts about a request for the journal.
+struct Journal {
+    started: Instant,
+    client: String,
+    method: String,
+    typ: Option<String>,
+    mode: Option<String>,
+    filename: Option<String>,
+    session: Option<String>,
+    bytes: u64,
+}
+
+fn record(ex: &Exchange, j: &Journal, a: &Answer) {
+    let mut lines = a.body.splitn(2, '\n');
+    let first = lines.next().unwrap_or("").to_string();
+    let detail = lines
+        .next()
+        .map(|d| d.chars().take(2000).collect::<String>());
+    let row = (
+        exchange_requests::session_id.eq(j.session.clone()),
+        exchange_requests::at.eq(now_ms()),
+        exchange_requests::client_addr.eq(j.client.clone()),
+        exchange_requests::method.eq(j.method.clone()),
+        exchange_requests::exchange_type.eq(j.typ.clone()),
+        exchange_requests::mode.eq(j.mode.clone()),
+        exchange_requests::filename.eq(j.filename.clone()),
+        exchange_requests::bytes.eq(j.bytes as i64),
+        exchange_requests::http_status.eq(a.status as i32),
+        exchange_requests::answer.eq(first.chars().take(200).collect::<String>()),
+        exchange_requests::detail.eq(detail),
+        exchange_requests::duration_ms.eq(j.started.elapsed().as_millis() as i64),
+    );
+    let res = ex.pool.get().map_err(StoreError::from).and_then(|mut c| {
+        if let Some(sid) = &j.session {
+            let _ = diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(sid)))
+                .set(exchange_sessions::last_seen_at.eq(now_ms()))
+                .execute(&mut c);
+        }
+        diesel::insert_into(exchange_requests::table)
+            .values(row)
+            .execute(&mut c)
+            .map_err(StoreError::from)
+    });
+    if let Err(e) = res {
+        tracing::error!(error = %e, "cannot journal an exchange request");
+    }
+    tracing::info!(
+        client = %j.client,
+        r#type = j.typ.as_deref().unwrap_or(""),
+        mode = j.mode.as_deref().unwrap_or(""),
+        filename = j.filename.as_deref().unwrap_or(""),
+        bytes = j.bytes,
+        answer = %first,
+        ms = j.started.elapsed().as_millis() as u64,
+        "1c exchange"
+    );
+}
+
+fn t(lang: Lang, ru: &str, en: &str) -> String {
+    lang.pick(ru, en).to_string()
+}
+
+/// The actix entry point for `/1c_exchange.php`, `/bitrix/admin/1c_exchange.php` and `/exchange`.
+pub async fn exchange_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    ex: web::Data<Arc<Exchange>>,
+) -> HttpResponse {
+    let ex: Arc<Exchange> = ex.get_ref().clone();
+    let mut j = Journal {
+        started: Instant::now(),
+        client: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+        method: req.method().to_string(),
+        typ: None,
+        mode: None,
+        filename: None,
+        session: None,
+        bytes: 0,
+    };
+    let answer = handle(&req, payload, &ex, &mut j).await;
+    let ex2 = ex.clone();
+    let response = respond(&answer);
+    let _ = web::block(move || record(&ex2, &j, &answer)).await;
+    response
+}
+
+async fn handle(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    ex: &Arc<Exchange>,
+    j: &mut Journal,
+) -> Answer {
+    let lang = ex.lang();
+    let mut params = match Params::parse(req.query_string()) {
+        Ok(p) => p,
+        Err(e) => return Answer::failure(&e.describe(lang)),
+    };
+    // type/mode may come in an urlencoded body (never for mode=file, whose body is the file).
+    let needs_body_params =
+        params.get("mode").ok().flatten().is_none() || params.get("type").ok().flatten().is_none();
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if needs_body_params && is_form && req.method() == actix_web::http::Method::POST {
+        let mut body = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            let Ok(chunk) = chunk else { break };
+            if body.len() + chunk.len() > 64 * 1024 {
+                return Answer::failure(&t(lang, "Слишком большой запрос.", "Request too large."));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        j.bytes = body.len() as u64;
+        match Params::parse_body(&body) {
+            Ok(b) => params = params.merge(b),
+            Err(e) => return Answer::failure(&e.describe(lang)),
+        }
+    }
+    let get = |k: &str| params.get(k).map(|v| v.map(|s| s.to_string()));
+    let (typ, mode, filename) = match (get("type"), get("mode"), get("filename")) {
+        (Ok(t), Ok(m), Ok(f)) => (
+            t.map(|s| s.trim().to_lowercase()),
+            m.map(|s| s.trim().to_lowercase()),
+            f,
+        ),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return Answer::failure(&e.describe(lang))
+        }
+    };
+    j.typ = typ.clone();
+    j.mode = mode.clone();
+    j.filename = filename.clone();
+    let typ = typ.unwrap_or_default();
+    let mode = mode.unwrap_or_default();
+    if !matches!(typ.as_str(), "catalog" | "sale" | "reference") {
+        return unknown(lang, &typ, &mode);
+    }
+
+    // --- authentication ---------------------------------------------------------------------
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::parse_basic);
+    let basic_ok = basic.as_ref().map(|(l, p)| {
+        let creds = (l.clone(), p.clone());
+        (creds.0.clone(), ex.creds.verify(&creds.0, &creds.1))
+    });
+    if mode == "checkauth" {
+        return match basic_ok {
+            None => Answer {
+                status: 401,
+                body: format!(
+                    "failure\n{}",
+                    t(lang, "Требуется авторизация.", "Authorization required.")
+                ),
+                www_authenticate: true,
+                xml: false,
+            },
+            Some((_, false)) => Answer::failure(&t(
+                lang,
+                "Ошибка авторизации. Неверное имя пользователя или пароль.",
+                "Authorization failed: wrong user name or password.",
+            )),
+            Some((login, true)) => checkauth(ex, req, &typ, &login, j).await,
+        };
+    }
+    let cookie = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| auth::cookie_value(c, &ex.cfg.exchange.cookie_name));
+    let session = match authorize(ex, cookie.as_deref(), basic_ok.as_ref(), &typ, &j.client).await {
+        Ok(s) => s,
+        Err(reason) => return Answer::failure(&reason),
+    };
+    j.session = Some(session.id.clone());
+
+    match mode.as_str() {
+        "init" => init(ex, &session, &params).await,
+        "file" => file(ex, &session, filename.as_deref(), req, payload, j).await,
+        "import" => import(ex, &session, filename.as_deref()).await,
+        "deactivate" if typ == "catalog" => deactivate(ex, &params).await,
+        "complete" => {
+            let ex2 = ex.clone();
+            let sid = session.id.clone();
+            let _ = web::block(move || -> Result<(), StoreError> {
+                let mut c = ex2.pool.get()?;
+                diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(sid)))
+                    .set(exchange_sessions::closed.eq(true))
+                    .execute(&mut c)?;
+                Ok(())
+            })
+            .await;
+            Answer::success(&t(lang, "Обмен завершен.", "Exchange complete."))
+        }
+        "query" if typ == "sale" => sale_query_empty(),
+        "success" if typ == "sale" => Answer::success(""),
+        _ => unknown(lang, &typ, &mode),
+    }
+}
+
+fn unknown(lang: Lang, typ: &str, mode: &str) -> Answer {
+    let detail = match lang {
+        Lang::Ru => format!("Неизвестная команда: type={typ}, mode={mode}."),
+        Lang::En => format!("Unknown command: type={typ}, mode={mode}."),
+    };
+    Answer::lines(&["failure", "Unknown command.", &detail])
+}
+
+/// Until the orders module exists, `sale&mode=query` answers a valid document with no orders
+/// (UT11 then imports nothing), never an empty body.
+fn sale_query_empty() -> Answer {
+    let now = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S");
+    Answer {
+        status: 200,
+        body: format!(
+            "<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n<КоммерческаяИнформация ВерсияСхемы=\"2.05\" ДатаФормирования=\"{now}\"/>"
+        ),
+        www_authenticate: false,
+        xml: true,
+    }
+}
+
+async fn checkauth(
+    ex: &Arc<Exchange>,
+    req: &HttpRequest,
+    typ: &str,
+    login: &str,
+    j: &mut Journal,
+) -> Answer {
+    let id = random_token(32);
+    let sessid = random_token(32);
+    let now = now_ms();
+    let ts = now / 1000;
+    let ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect::<String>());
+    let ex2 = ex.clone();
+    let (id2, sessid2, typ2, login2, client) = (
+        id.clone(),
+        sessid.clone(),
+        typ.to_string(),
+        login.to_string(),
+        j.client.clone(),
+    );
+    let res = web::block(move || -> Result<(), StoreError> {
+        let mut c = ex2.pool.get()?;
+        diesel::insert_into(exchange_sessions::table)
+            .values((
+                exchange_sessions::id.eq(&id2),
+                exchange_sessions::sessid.eq(&sessid2),
+                exchange_sessions::exchange_type.eq(&typ2),
+                exchange_sessions::client_addr.eq(&client),
+                exchange_sessions::user_agent.eq(ua),
+                exchange_sessions::login.eq(&login2),
+                exchange_sessions::created_at.eq(now),
+                exchange_sessions::last_seen_at.eq(now),
+                exchange_sessions::auth_timestamp.eq(ts),
+                exchange_sessions::zip.eq(ex2.cfg.exchange.zip),
+                exchange_sessions::file_limit.eq(ex2.cfg.exchange.file_limit as i64),
+            ))
+            .execute(&mut c)?;
+        drop(c);
+        // Earlier sessions of this client that uploaded files but never called import are
+        // complete now: process them (UT11 "send files without waiting").
+        super::queue_orphan_uploads(&ex2, 0, Some((&client, now)))?;
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => {
+            j.session = Some(id.clone());
+            Answer::lines(&[
+                "success",
+                &ex.cfg.exchange.cookie_name,
+                &id,
+                &format!("sessid={sessid}"),
+                &format!("timestamp={ts}"),
+            ])
+        }
+        Ok(Err(e)) => Answer::failure(&db_failure(ex.lang(), &e)),
+        Err(e) => Answer::failure(&e.to_string()),
+    }
+}
+
+fn db_failure(lang: Lang, e: &StoreError) -> String {
+    match lang {
+        Lang::Ru => format!("Внутренняя ошибка сервера: {e}"),
+        Lang::En => format!("Internal server error: {e}"),
+    }
+}
+
+/// A later request is authorised by a known session cookie, or by valid Basic credentials (then a
+/// session is made on the fly, keeping the cookie's id if one was sent, so a restarted server or
+/// another instance does not break an exchange in progress).
+async fn authorize(
+    ex: &Arc<Exchange>,
+    cookie: Option<&str>,
+    basic: Option<&(String, bool)>,
+    typ: &str,
+    client: &str,
+) -> Result<SessionRow, String> {
+    let lang = ex.lang();
+    if let Some((_, false)) = basic {
+        return Err(t(
+            lang,
+            "Ошибка авторизации. Неверное имя пользователя или пароль.",
+            "Authorization failed: wrong user name or password.",
+        ));
+    }
+    let ex2 = ex.clone();
+    let cookie = cookie.map(|c| c.to_string());
+    let basic_login = basic.and_then(|(l, ok)| ok.then(|| l.clone()));
+    let typ = typ.to_string();
+    let client = client.to_string();
+    let res = web::block(move || -> Result<Result<SessionRow, String>, StoreError> {
+        let mut c = ex2.pool.get()?;
+        if let Some(id) = &cookie {
+            if let Some(s) = exchange_sessions::table
+                .filter(exchange_sessions::id.eq(id))
+                .select(SessionRow::as_select())
+                .first::<SessionRow>(&mut c)
+                .optional()?
+            {
+                return Ok(Ok(s));
+            }
+        }
+        let Some(login) = basic_login else {
+            return Ok(Err(match (&cookie, lang) {
+                (Some(_), Lang::Ru) => "Сессия обмена не найдена или устарела. Выполните авторизацию (mode=checkauth) заново.".into(),
+                (Some(_), Lang::En) => "Unknown or expired exchange session. Authorize again (mode=checkauth).".into(),
+                (None, Lang::Ru) => "Требуется авторизация: нет ни cookie сессии, ни имени пользователя и пароля.".into(),
+                (None, Lang::En) => "Authorization required: neither a session cookie nor a user name and password.".into(),
+            }));
+        };
+        let id = cookie
+            .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| random_token(32));
+        let now = now_ms();
+        diesel::insert_into(exchange_sessions::table)
+            .values((
+                exchange_sessions::id.eq(&id),
+                exchange_sessions::sessid.eq(random_token(32)),
+                exchange_sessions::exchange_type.eq(&typ),
+                exchange_sessions::client_addr.eq(&client),
+                exchange_sessions::login.eq(&login),
+                exchange_sessions::created_at.eq(now),
+                exchange_sessions::last_seen_at.eq(now),
+                exchange_sessions::auth_timestamp.eq(now / 1000),
+                exchange_sessions::zip.eq(ex2.cfg.exchange.zip),
+                exchange_sessions::file_limit.eq(ex2.cfg.exchange.file_limit as i64),
+            ))
+            .on_conflict_do_nothing()
+            .execute(&mut c)?;
+        Ok(Ok(exchange_sessions::table
+            .filter(exchange_sessions::id.eq(&id))
+            .select(SessionRow::as_select())
+            .first::<SessionRow>(&mut c)?))
+    })
+    .await;
+    match res {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(db_failure(lang, &e)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn init(ex: &Arc<Exchange>, session: &SessionRow, params: &Params) -> Answer {
+    let version = params
+        .get("version")
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let cml_version = params
+        .get("cmlVersion")
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let ex2 = ex.clone();
+    let sid = session.id.clone();
+    let (v2, c2) = (version.clone(), cml_version.clone());
+    let res = web::block(move || -> Result<(), StoreError> {
+        let mut c = ex2.pool.get()?;
+        // A fresh start for this session's uploads (as Bitrix empties its folder). Files already
+        // handed to an import job stay until that job is done with them.
+        let uploads: Vec<UploadRow> = uploaded_files::table
+            .filter(uploaded_files::session_id.eq(&sid))
+            .select(UploadRow::as_select())
+            .load(&mut c)?;
+        let busy: i64 = crate::store::schema::import_jobs::table
+            .filter(crate::store::schema::import_jobs::session_id.eq(&sid))
+            .count()
+            .get_result(&mut c)?;
+        if busy == 0 {
+            for u in &uploads {
+                let _ = std::fs::remove_file(&u.stored_path);
+            }
+            diesel::delete(uploaded_files::table.filter(uploaded_files::session_id.eq(&sid)))
+                .execute(&mut c)?;
+        }
+        diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(&sid)))
+            .set((
+                exchange_sessions::initialized.eq(true),
+                exchange_sessions::version.eq(v2),
+                exchange_sessions::cml_version.eq(c2),
+                exchange_sessions::zip.eq(ex2.cfg.exchange.zip),
+                exchange_sessions::file_limit.eq(ex2.cfg.exchange.file_limit as i64),
+            ))
+            .execute(&mut c)?;
+        Ok(())
+    })
+    .await;
+    if let Ok(Err(e)) = res {
+        return Answer::failure(&db_failure(ex.lang(), &e));
+    }
+    let zip = format!("zip={}", if ex.cfg.exchange.zip { "yes" } else { "no" });
+    let limit = format!("file_limit={}", ex.cfg.exchange.file_limit);
+    match version {
+        // UT11 requires exactly two lines; extra lines only when the client sent `version`.
+        None => Answer::lines(&[&zip, &limit]),
+        Some(v) => {
+            let echo = negotiate_version(&v);
+            Answer::lines(&[
+                &zip,
+                &limit,
+                &format!("sessid={}", session.sessid),
+                &format!("version={echo}"),
+            ])
+        }
+    }
+}
+
+/// The schema version answered to a versioned init: what the client asked, capped at 3.1.
+pub fn negotiate_version(requested: &str) -> String {
+    let parse = |s: &str| -> Option<(u32, u32)> {
+        let mut it = s.trim().split('.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next().unwrap_or("0").parse().ok()?;
+        Some((major, minor))
+    };
+    match parse(requested) {
+        Some((major, minor)) if (major, minor) <= (3, 1) && major >= 2 => {
+            requested.trim().to_string()
+        }
+        _ => "3.1".to_string(),
+    }
+}
+
+async fn file(
+    ex: &Arc<Exchange>,
+    session: &SessionRow,
+    filename: Option<&str>,
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    j: &mut Journal,
+) -> Answer {
+    let lang = ex.lang();
+    let Some(raw) = filename.filter(|f| !f.trim().is_empty()) else {
+        return Answer::failure(&t(
+            lang,
+            "Не указано имя файла (параметр filename).",
+            "No file name given (filename parameter).",
+        ));
+    };
+    let name = match paths::normalize_upload_name(raw, session.exchange_type == "sale") {
+        Ok(n) => n,
+        Err(e) => return Answer::failure(&e.describe(lang)),
+    };
+    let limit = ex.cfg.max_body();
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Answer::failure(&too_large(lang, len, limit));
+        }
+    }
+    let dir = ex.session_dir(&session.id);
+    let path = name.to_path(&dir);
+    if let Some(parent) = path.parent() {
+        if let Err(e) = std::fs::create_dir_all(parent) {
+            return Answer::failure(&io_failure(lang, &e));
+        }
+    }
+    if path.is_dir() {
+        return Answer::failure(&t(
+            lang,
+            "Имя файла совпадает с именем папки.",
+            "The file name is a folder name.",
+        ));
+    }
+    let previous = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let mut f = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => return Answer::failure(&io_failure(lang, &e)),
+    };
+    let mut written: u64 = 0;
+    let mut first_bytes = Vec::new();
+    let mut failure: Option<String> = None;
+    while let Some(chunk) = payload.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(match lang {
+                    Lang::Ru => format!("Файл получен не полностью: {e}"),
+                    Lang::En => format!("The upload was interrupted: {e}"),
+                });
+                break;
+            }
+        };
+        written += chunk.len() as u64;
+        if written > limit {
+            failure = Some(too_large(lang, written, limit));
+            break;
+        }
+        if first_bytes.len() < 4 {
+            first_bytes.extend_from_slice(&chunk[..chunk.len().min(4 - first_bytes.len())]);
+        }
+        if let Err(e) = f.write_all(&chunk) {
+            failure = Some(io_failure(lang, &e));
+            break;
+        }
+    }
+    j.bytes = written;
+    if let Some(reason) = failure {
+        // Nothing of a refused chunk stays: cut the file back to what it was.
+        let _ = f.set_len(previous);
+        if previous == 0 {
+            let _ = std::fs::remove_file(&path);
+        }
+        return Answer::failure(&reason);
+    }
+    drop(f);
+    let is_archive = name.key.to_ascii_lowercase().ends_with(".zip")
+        || (previous == 0 && first_bytes.starts_with(b"PK\x03\x04"));
+    let ex2 = ex.clone();
+    let sid = session.id.clone();
+    let key = name.key.clone();
+    let original = raw.to_string();
+    let stored = path.to_string_lossy().into_owned();
+    let res = web::block(move || -> Result<(), StoreError> {
+        let mut c = ex2.pool.get()?;
+        let now = now_ms();
+        diesel::insert_into(uploaded_files::table)
+            .values((
+                uploaded_files::session_id.eq(&sid),
+                uploaded_files::name.eq(&key),
+                uploaded_files::original_name.eq(&original),
+                uploaded_files::stored_path.eq(&stored),
+                uploaded_files::bytes.eq(written as i64),
+                uploaded_files::chunks.eq(1),
+                uploaded_files::is_archive.eq(is_archive),
+                uploaded_files::state.eq("receiving"),
+                uploaded_files::created_at.eq(now),
+                uploaded_files::updated_at.eq(now),
+            ))
+            .on_conflict((uploaded_files::session_id, uploaded_files::name))
+            .do_update()
+            .set((
+                uploaded_files::bytes.eq(uploaded_files::bytes + written as i64),
+                uploaded_files::chunks.eq(uploaded_files::chunks + 1),
+                uploaded_files::updated_at.eq(now),
+            ))
+            .execute(&mut c)?;
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => Answer::success(""),
+        Ok(Err(e)) => Answer::failure(&db_failure(lang, &e)),
+        Err(e) => Answer::failure(&e.to_string()),
+    }
+}
+
+fn too_large(lang: Lang, got: u64, limit: u64) -> String {
+    match lang {
+        Lang::Ru => format!("Слишком большой запрос: {got} байт при ограничении {limit} байт. Уменьшите размер порции (file_limit)."),
+        Lang::En => format!("Request too large: {got} bytes, the limit is {limit} bytes. Lower the chunk size (file_limit)."),
+    }
+}
+
+fn io_failure(lang: Lang, e: &std::io::Error) -> String {
+    match lang {
+        Lang::Ru => format!("Ошибка записи файла на сервере: {e}"),
+        Lang::En => format!("Cannot write the file on the server: {e}"),
+    }
+}
+
+/// Unpack the session's archives that are not unpacked yet. Returns how many were unpacked.
+pub fn unpack_pending(
+    ex: &Exchange,
+    conn: &mut Conn,
+    session_id: &str,
+) -> Result<usize, zipx::ZipError> {
+    let archives: Vec<UploadRow> = uploaded_files::table
+        .filter(uploaded_files::session_id.eq(session_id))
+        .filter(uploaded_files::is_archive.eq(true))
+        .filter(uploaded_files::state.eq("receiving"))
+        .order(uploaded_files::id)
+        .select(UploadRow::as_select())
+        .load(conn)
+        .map_err(|e| zipx::ZipError::Io(std::io::Error::other(e.to_string())))?;
+    let dir = ex.session_dir(session_id);
+    let limits = zipx::ZipLimits {
+        max_total_bytes: ex.cfg.exchange.zip_max_total_bytes,
+        max_entries: ex.cfg.exchange.zip_max_entries,
+        max_ratio: ex.cfg.exchange.zip_max_ratio,
+        ..Default::default()
+    };
+    let mut n = 0;
+    for a in archives {
+        let result = zipx::unpack(Path::new(&a.stored_path), &dir, &limits);
+        let state = if result.is_ok() { "unpacked" } else { "failed" };
+        let _ = diesel::update(uploaded_files::table.filter(uploaded_files::id.eq(a.id)))
+            .set((
+                uploaded_files::state.eq(state),
+                uploaded_files::updated_at.eq(now_ms()),
+            ))
+            .execute(conn);
+        result?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+async fn import(ex: &Arc<Exchange>, session: &SessionRow, filename: Option<&str>) -> Answer {
+    let lang = ex.lang();
+    let Some(raw) = filename.filter(|f| !f.trim().is_empty()) else {
+        return Answer::failure(&t(
+            lang,
+            "Не указано имя файла (параметр filename).",
+            "No file name given (filename parameter).",
+        ));
+    };
+    let name = match paths::normalize_upload_name(raw, session.exchange_type == "sale") {
+        Ok(n) => n,
+        Err(e) => return Answer::failure(&e.describe(lang)),
+    };
+    let wait = Duration::from_secs(ex.cfg.exchange.import_wait_secs);
+
+    // 1. An archive is unpacked at the first import call, which answers `progress`.
+    let ex2 = ex.clone();
+    let sid = session.id.clone();
+    let unpacked = web::block(
+        move || -> Result<Result<usize, zipx::ZipError>, StoreError> {
+            let mut c = ex2.pool.get()?;
+            Ok(unpack_pending(&ex2, &mut c, &sid))
+        },
+    )
+    .await;
+    match unpacked {
+        Ok(Ok(Ok(0))) => {}
+        Ok(Ok(Ok(_))) => {
+            return Answer::progress(&t(
+                lang,
+                "Распаковка архива завершена.",
+                "Archive unpacked.",
+            ))
+        }
+        Ok(Ok(Err(e))) => return Answer::failure(&e.describe(lang)),
+        Ok(Err(e)) => return Answer::failure(&db_failure(lang, &e)),
+        Err(e) => return Answer::failure(&e.to_string()),
+    }
+
+    // 2. One job per (session, file): find it or create it.
+    let jobs = ex.jobs.clone();
+    let path = name.to_path(&ex.session_dir(&session.id));
+    let key = name.key.clone();
+    let sid = session.id.clone();
+    let job = web::block(move || -> Result<Option<i32>, StoreError> {
+        if let Some(id) = jobs.find(&sid, &key)? {
+            return Ok(Some(id));
+        }
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(jobs.enqueue(&sid, &key, &path, "import")?))
+    })
+    .await;
+    let id = match job {
+        Ok(Ok(Some(id))) => id,
+        Ok(Ok(None)) => {
+            return Answer::failure(&match lang {
+                Lang::Ru => format!(
+                    "Файл {} не найден на сервере: он не был загружен в этой сессии (mode=file).",
+                    name.key
+                ),
+                Lang::En => format!(
+                "File {} not found on the server: it was not uploaded in this session (mode=file).",
+                name.key
+            ),
+            })
+        }
+        Ok(Err(e)) => return Answer::failure(&db_failure(lang, &e)),
+        Err(e) => return Answer::failure(&e.to_string()),
+    };
+
+    // 3. Wait a little for it, then answer what 1C needs to hear.
+    match ex.jobs.wait(id, wait).await {
+        Ok(st) => match st.state {
+            JobState::Done => Answer::success(&st.stats.done_line(lang)),
+            JobState::Failed => Answer::failure(
+                &st.error
+                    .unwrap_or_else(|| t(lang, "Ошибка импорта.", "Import failed.")),
+            ),
+            JobState::Queued => Answer::progress(&t(
+                lang,
+                "Файл в очереди на импорт: ждет окончания другого импорта.",
+                "The file is queued: another import is running.",
+            )),
+            JobState::Running => Answer::progress(&st.stats.progress_line(lang)),
+        },
+        Err(e) => Answer::failure(&db_failure(lang, &e)),
+    }
+}
+
+async fn deactivate(ex: &Arc<Exchange>, params: &Params) -> Answer {
+    let lang = ex.lang();
+    let ts = params
+        .get("timestamp")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|v| *v > 0);
+    let Some(ts) = ts else {
+        return Answer::failure(&t(
+            lang,
+            "Ошибка деактивации элементов: не указан параметр timestamp.",
+            "Deactivation failed: the timestamp parameter is missing.",
+        ));
+    };
+    // Imports still running belong to this exchange: let them finish first.
+    let deadline = Instant::now() + Duration::from_secs(ex.cfg.exchange.import_wait_secs);
+    while !ex.jobs.idle().unwrap_or(true) {
+        if Instant::now() >= deadline {
+            return Answer::progress(&t(
+                lang,
+                "Ожидание окончания импорта.",
+                "Waiting for the import to finish.",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ex2 = ex.clone();
+    let res = web::block(
+        move || -> Result<catalog::Deactivation, catalog::ImportError> {
+            let mut c = ex2.pool.get().map_err(StoreError::from)?;
+            catalog::deactivate_missing(&mut c, ts * 1000)
+        },
+    )
+    .await;
+    match res {
+        Ok(Ok(d)) if d.applied => Answer::success(&match lang {
+            Lang::Ru => format!("Деактивация элементов завершена. Товаров: {}, предложений: {}.", d.goods, d.offers),
+            Lang::En => format!("Deactivation complete. Goods: {}, offers: {}.", d.goods, d.offers),
+        }),
+        Ok(Ok(_)) => Answer::success(&t(
+            lang,
+            "Деактивация элементов завершена. С указанного момента не получено ни одного товара, поэтому ничего не деактивировано.",
+            "Deactivation complete. Nothing was received since that moment, so nothing was deactivated.",
+        )),
+        Ok(Err(e)) => Answer::failure(&e.describe(lang)),
+        Err(e) => Answer::failure(&e.to_string()),
+    }
+}

@@ -1,0 +1,13 @@
+//! obmen: the gateway between 1C:Enterprise and marketplaces and couriers.
+//!
+//! `exchange` speaks the 1C protocol, `cml` reads CommerceML as a stream, `catalog` applies it to
+//! the `store` with change detection, `web` serves the API. See ARCHITECTURE in the README.
+
+pub mod catalog;
+pub mod cml;
+pub mod config;
+pub mod exchange;
+pub mod i18n;
+pub mod server;
+pub mod store;
+pub mod web;

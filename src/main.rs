@@ -1,0 +1,228 @@
+//! The `obmen` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use obmen::catalog::ImportStats;
+use obmen::config::Config;
+use obmen::exchange::jobs::JobState;
+use obmen::exchange::{self, zipx, JobRunner};
+use obmen::store;
+
+#[derive(Parser)]
+#[command(
+    name = "obmen",
+    version,
+    about = "The gateway between 1C:Enterprise and marketplaces and couriers"
+)]
+struct Cli {
+    /// Configuration file (TOML); also OBMEN_CONFIG. Without one, defaults apply.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data folder (SQLite database, uploads); also OBMEN_DATA_DIR. Default: ./data
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the 1C exchange endpoint, the API and the background jobs.
+    Serve {
+        /// Address to listen on (also OBMEN_LISTEN), e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Import CommerceML files (XML or zip) offline through the same pipeline; prints one JSON line.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Create or upgrade the database schema and exit.
+    Migrate,
+    /// Set a new 1C exchange password (stored as an argon2 hash) and print it once.
+    ResetPassword,
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let mut cfg = Config::load(cli.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(d) = &cli.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OBMEN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,actix_server=warn,tokio_cron_scheduler=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let cfg = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("obmen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { listen } => {
+            let mut cfg = cfg;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            actix_web::rt::System::new()
+                .block_on(obmen::server::serve(cfg))
+                .map_err(|e| format!("{e:#}"))
+        }
+        Command::Import { files } => import(cfg, &files),
+        Command::Migrate => migrate(&cfg),
+        Command::ResetPassword => reset_password(&cfg),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("obmen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(cfg: &Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let pool = store::open(&cfg.database_url(), 1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let applied = store::migrate(&mut conn).map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        json!({"database": cfg.database_url(), "up_to_date": true, "applied_now": applied})
+    );
+    Ok(())
+}
+
+fn reset_password(cfg: &Config) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let pool = store::open(&cfg.database_url(), 1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let password = exchange::random_password();
+    store::set_setting(
+        &mut conn,
+        exchange::PASSWORD_HASH_KEY,
+        &exchange::hash_password(&password),
+    )
+    .map_err(|e| e.to_string())?;
+    println!("login:    {}", cfg.exchange.login);
+    println!("password: {password}");
+    Ok(())
+}
+
+fn is_zip(path: &Path) -> bool {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|_| &magic == b"PK\x03\x04")
+        .unwrap_or(false)
+}
+
+fn import(cfg: Config, files: &[PathBuf]) -> Result<(), String> {
+    let lang = cfg.lang;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let pool = store::open(&cfg.database_url(), 4).map_err(|e| e.to_string())?;
+    let runner = JobRunner::inline(pool, lang);
+    let session = format!("cli-{}", exchange::random_token(12));
+    let started = Instant::now();
+    let mut total = ImportStats::default();
+    let mut done = 0usize;
+    for file in files {
+        if !file.is_file() {
+            return Err(lang
+                .pick("файл не найден: ", "file not found: ")
+                .to_string()
+                + &file.display().to_string());
+        }
+        let targets: Vec<(String, PathBuf)> = if is_zip(file) {
+            let dir = cfg.uploads_dir().join(&session).join(format!("zip{done}"));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let limits = zipx::ZipLimits {
+                max_total_bytes: cfg.exchange.zip_max_total_bytes,
+                max_entries: cfg.exchange.zip_max_entries,
+                max_ratio: cfg.exchange.zip_max_ratio,
+                ..Default::default()
+            };
+            zipx::unpack(file, &dir, &limits)
+                .map_err(|e| format!("{}: {}", file.display(), e.describe(lang)))?;
+            exchange::xml_files_in(&dir)
+        } else {
+            vec![(file.display().to_string(), file.clone())]
+        };
+        for (name, path) in targets {
+            let key = format!("{done}:{name}");
+            done += 1;
+            let st = runner
+                .run_inline(&session, &key, &path, "cli")
+                .map_err(|e| e.to_string())?;
+            if st.state != JobState::Done {
+                return Err(format!(
+                    "{}: {}",
+                    path.display(),
+                    st.error.unwrap_or_default()
+                ));
+            }
+            let s = st.stats;
+            total.bytes += s.bytes;
+            total.groups += s.groups;
+            total.properties += s.properties;
+            total.price_types += s.price_types;
+            total.warehouses += s.warehouses;
+            total.goods += s.goods;
+            total.offers += s.offers;
+            total.documents += s.documents;
+            total.created += s.created;
+            total.updated += s.updated;
+            total.unchanged += s.unchanged;
+            total.deleted += s.deleted;
+        }
+    }
+    let _ = std::fs::remove_dir_all(cfg.uploads_dir().join(&session));
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "files": done,
+            "bytes": total.bytes,
+            "seconds": (secs * 1000.0).round() / 1000.0,
+            "mb_per_s": if secs > 0.0 { ((total.bytes as f64 / 1e6 / secs) * 10.0).round() / 10.0 } else { 0.0 },
+            "groups": total.groups,
+            "properties": total.properties,
+            "price_types": total.price_types,
+            "warehouses": total.warehouses,
+            "goods": total.goods,
+            "offers": total.offers,
+            "documents": total.documents,
+            "created": total.created,
+            "updated": total.updated,
+            "unchanged": total.unchanged,
+            "deleted": total.deleted,
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Diesel table definitions (kept in step with migrations/sqlite by hand).
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    exchange_sessions (id) {
+        id -> Text,
+        sessid -> Text,
+        exchange_type -> Text,
+        client_addr -> Text,
+        user_agent -> Nullable<Text>,
+        login -> Text,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        auth_timestamp -> BigInt,
+        version -> Nullable<Text>,
+        cml_version -> Nullable<Text>,
+        zip -> Bool,
+        file_limit -> BigInt,
+        initialized -> Bool,
+        closed -> Bool,
+    }
+}
+
+diesel::table! {
+    exchange_requests (id) {
+        id -> Integer,
+        session_id -> Nullable<Text>,
+        at -> BigInt,
+        client_addr -> Text,
+        method -> Text,
+        exchange_type -> Nullable<Text>,
+        mode -> Nullable<Text>,
+        filename -> Nullable<Text>,
+        bytes -> BigInt,
+        http_status -> Integer,
+        answer -> Text,
+        detail -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    uploaded_files (id) {
+        id -> Integer,
+        session_id -> Text,
+        name -> Text,
+        original_name -> Text,
+        stored_path -> Text,
+        bytes -> BigInt,
+        chunks -> Integer,
+        is_archive -> Bool,
+        state -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    import_jobs (id) {
+        id -> Integer,
+        session_id -> Text,
+        filename -> Text,
+        path -> Text,
+        trigger -> Text,
+        state -> Text,
+        kind -> Nullable<Text>,
+        created_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        bytes -> BigInt,
+        goods_total -> BigInt,
+        offers_total -> BigInt,
+        groups -> Integer,
+        properties -> Integer,
+        price_types -> Integer,
+        warehouses -> Integer,
+        goods -> Integer,
+        offers -> Integer,
+        documents -> Integer,
+        created -> Integer,
+        updated -> Integer,
+        unchanged -> Integer,
+        deleted -> Integer,
+        only_changes -> Nullable<Bool>,
+        error -> Nullable<Text>,
+        error_line -> Nullable<BigInt>,
+        error_column -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    catalog_sections (kind, id) {
+        id -> Text,
+        kind -> Text,
+        name -> Nullable<Text>,
+        classifier_id -> Nullable<Text>,
+        only_changes -> Nullable<Bool>,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    catalog_groups (id) {
+        id -> Text,
+        parent_id -> Nullable<Text>,
+        name -> Text,
+        deleted -> Bool,
+        hash -> Text,
+        created_at -> BigInt,
+        changed_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    properties (id) {
+        id -> Text,
+        name -> Text,
+        value_type -> Nullable<Text>,
+        for_goods -> Nullable<Bool>,
+        for_offers -> Nullable<Bool>,
+        multiple -> Nullable<Bool>,
+        deleted -> Bool,
+        hash -> Text,
+        created_at -> BigInt,
+        changed_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    property_values (property_id, value_id) {
+        property_id -> Text,
+        value_id -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    price_types (id) {
+        id -> Text,
+        name -> Text,
+        currency -> Nullable<Text>,
+        tax_name -> Nullable<Text>,
+        tax_included -> Nullable<Bool>,
+        deleted -> Bool,
+        hash -> Text,
+        created_at -> BigInt,
+        changed_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    warehouses (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        address -> Nullable<Text>,
+        defined -> Bool,
+        deleted -> Bool,
+        hash -> Text,
+        created_at -> BigInt,
+        changed_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    goods (id) {
+        id -> Text,
+        article -> Nullable<Text>,
+        name -> Nullable<Text>,
+        data -> Text,
+        hash -> Text,
+        deleted -> Bool,
+        active -> Bool,
+        created_at -> BigInt,
+        changed_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    images (good_id, path) {
+        good_id -> Text,
+        path -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    offers (id) {
+        id -> Text,
+        good_id -> Text,
+        article -> Nullable<Text>,
+        name -> Nullable<Text>,
+        quantity -> Nullable<Text>,
+        by_warehouse -> Bool,
+        data -> Text,
+        hash -> Text,
+        deleted -> Bool,
+        active -> Bool,
+        created_at -> BigInt,
+        changed_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    prices (offer_id, price_type_id) {
+        offer_id -> Text,
+        price_type_id -> Text,
+        value -> Text,
+        currency -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        coefficient -> Nullable<Text>,
+        presentation -> Nullable<Text>,
+        changed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    stock (offer_id, warehouse_id) {
+        offer_id -> Text,
+        warehouse_id -> Text,
+        quantity -> Text,
+        changed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    deletions (id) {
+        id -> Integer,
+        entity -> Text,
+        entity_id -> Text,
+        reason -> Text,
+        job_id -> Nullable<BigInt>,
+        at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    settings,
+    exchange_sessions,
+    exchange_requests,
+    uploaded_files,
+    import_jobs,
+    catalog_sections,
+    catalog_groups,
+    properties,
+    property_values,
+    price_types,
+    warehouses,
+    goods,
+    images,
+    offers,
+    prices,
+    stock,
+    deletions,
+);

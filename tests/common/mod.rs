@@ -1,0 +1,344 @@
+//! Black-box harness: start the real `obmen` binary on a free port with a fresh data folder and
+//! speak to it over HTTP exactly as 1C does.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+pub const LOGIN: &str = "1c";
+pub const PASSWORD: &str = "s3cret-пароль";
+pub const API_TOKEN: &str = "test-token";
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: tempfile::TempDir,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Start with extra environment variables (e.g. `OBMEN_EXCHANGE_ZIP=false`).
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().expect("tempdir");
+        Server::start_in(data, env)
+    }
+
+    pub fn start_in(data: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_obmen"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env_remove("OBMEN_CONFIG")
+            .env_remove("OBMEN_DATABASE_URL")
+            .env("OBMEN_EXCHANGE_LOGIN", LOGIN)
+            .env("OBMEN_EXCHANGE_PASSWORD", PASSWORD)
+            .env("OBMEN_API_TOKEN", API_TOKEN)
+            .env("OBMEN_IMPORT_WAIT_SECS", "2")
+            .env("OBMEN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start obmen");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("obmen did not report its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            data,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(200))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/1c_exchange.php", self.base)
+    }
+
+    /// Stop the process and keep the data folder (for restart tests).
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        data
+    }
+
+    pub fn basic() -> String {
+        basic(LOGIN, PASSWORD)
+    }
+
+    /// GET `<url>?<query>` with optional Basic and cookie; returns (status, decoded body).
+    pub async fn get(&self, query: &str, auth: Option<&str>, cookie: Option<&str>) -> Reply {
+        let mut rb = self.client.get(format!("{}?{}", self.url(), query));
+        if let Some(a) = auth {
+            rb = rb.header("Authorization", a);
+        }
+        if let Some(c) = cookie {
+            rb = rb.header("Cookie", c);
+        }
+        Reply::from(rb.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, query: &str, body: Vec<u8>, cookie: Option<&str>) -> Reply {
+        let mut rb = self
+            .client
+            .post(format!("{}?{}", self.url(), query))
+            .body(body);
+        if let Some(c) = cookie {
+            rb = rb.header("Cookie", c);
+        }
+        Reply::from(rb.send().await.expect("request")).await
+    }
+
+    /// checkauth with the right credentials; returns the `Cookie:` header value 1C would send.
+    pub async fn login(&self, typ: &str) -> String {
+        let r = self
+            .get(
+                &format!("type={typ}&mode=checkauth"),
+                Some(&Self::basic()),
+                None,
+            )
+            .await;
+        assert_eq!(r.first(), "success", "checkauth: {}", r.body);
+        let lines: Vec<&str> = r.body.split('\n').collect();
+        format!("{}={}", lines[1], lines[2])
+    }
+
+    /// A whole catalog session: checkauth, init, file (in chunks), import loop.
+    /// Returns the final import answer.
+    pub async fn upload_and_import(&self, files: &[(&str, &[u8])], import: &[&str]) -> Reply {
+        let cookie = self.login("catalog").await;
+        let init = self
+            .get("type=catalog&mode=init", None, Some(&cookie))
+            .await;
+        assert_eq!(init.body.split('\n').count(), 2, "init: {}", init.body);
+        for (name, bytes) in files {
+            let r = self
+                .post(
+                    &format!("type=catalog&mode=file&filename={name}"),
+                    bytes.to_vec(),
+                    Some(&cookie),
+                )
+                .await;
+            assert_eq!(r.first(), "success", "file {name}: {}", r.body);
+        }
+        let mut last = None;
+        for name in import {
+            last = Some(self.import_loop(name, &cookie).await);
+            if last.as_ref().unwrap().first() != "success" {
+                break;
+            }
+        }
+        last.expect("at least one import")
+    }
+
+    pub async fn import_loop(&self, name: &str, cookie: &str) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let r = self
+                .get(
+                    &format!("type=catalog&mode=import&filename={name}"),
+                    None,
+                    Some(cookie),
+                )
+                .await;
+            if r.first() != "progress" || Instant::now() > deadline {
+                return r;
+            }
+        }
+    }
+
+    pub async fn api(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .header("Authorization", format!("Bearer {API_TOKEN}"))
+            .send()
+            .await
+            .expect("api request");
+        let status = r.status().as_u16();
+        let v = r
+            .json::<serde_json::Value>()
+            .await
+            .unwrap_or(serde_json::Value::Null);
+        (status, v)
+    }
+
+    pub async fn summary(&self) -> serde_json::Value {
+        let (s, v) = self.api("/api/v1/catalog/summary").await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// All files under the data folder (relative paths), to prove nothing was written elsewhere.
+    pub fn files(&self) -> Vec<PathBuf> {
+        walk(self.data.path())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().to_path_buf());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn basic(login: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{login}:{password}"))
+    )
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub www_authenticate: Option<String>,
+    pub raw: Vec<u8>,
+    pub body: String,
+}
+
+impl Reply {
+    async fn from(r: reqwest::Response) -> Reply {
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let www_authenticate = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let raw = r.bytes().await.expect("body").to_vec();
+        let body = if content_type.to_ascii_lowercase().contains("windows-1251") {
+            encoding_rs::WINDOWS_1251
+                .decode_without_bom_handling(&raw)
+                .0
+                .into_owned()
+        } else {
+            String::from_utf8_lossy(&raw).into_owned()
+        };
+        Reply {
+            status,
+            content_type,
+            www_authenticate,
+            raw,
+            body,
+        }
+    }
+
+    /// The status keyword as 1C reads it: first line, trimmed, lower-cased.
+    pub fn first(&self) -> String {
+        self.body
+            .split('\n')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_lowercase()
+    }
+
+    pub fn detail(&self) -> String {
+        self.body
+            .split_once('\n')
+            .map(|x| x.1.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// A small CommerceML catalog written for the tests: `n` goods `g1..gn` in group `grp1`,
+/// optionally a broken element after good number `break_after`.
+pub fn import_xml(ids: &[&str], break_after: Option<usize>) -> String {
+    let mut s = String::from(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<КоммерческаяИнформация xmlns=\"urn:1C.ru:commerceml_2\" ВерсияСхемы=\"2.07\" ДатаФормирования=\"2026-11-23T10:00:00\">\n\
+<Классификатор><Ид>cls1</Ид><Наименование>Классификатор</Наименование>\n\
+<Группы><Группа><Ид>grp1</Ид><Наименование>Инструменты</Наименование></Группа></Группы>\n\
+<Свойства><Свойство><Ид>prop1</Ид><Наименование>Цвет</Наименование><ТипЗначений>Строка</ТипЗначений></Свойство></Свойства>\n\
+</Классификатор>\n\
+<Каталог СодержитТолькоИзменения=\"false\"><Ид>cat1</Ид><ИдКлассификатора>cls1</ИдКлассификатора><Наименование>Каталог</Наименование>\n<Товары>\n",
+    );
+    for (i, id) in ids.iter().enumerate() {
+        s.push_str(&format!(
+            "<Товар><Ид>{id}</Ид><Артикул>A-{id}</Артикул><Наименование>Товар {id}</Наименование>\
+<БазоваяЕдиница Код=\"796 \">шт</БазоваяЕдиница><Группы><Ид>grp1</Ид></Группы>\
+<ЗначенияСвойств><ЗначенияСвойства><Ид>prop1</Ид><Значение>красный</Значение></ЗначенияСвойства></ЗначенияСвойств></Товар>\n"
+        ));
+        if break_after == Some(i + 1) {
+            s.push_str("<Товар><Ид>broken</Ид><Наименование>Сломанный</Артикул></Товар>\n");
+        }
+    }
+    s.push_str("</Товары>\n</Каталог>\n</КоммерческаяИнформация>\n");
+    s
+}
+
+/// Offers for the goods of [`import_xml`]: one price type, two warehouses.
+pub fn offers_xml(ids: &[&str]) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<КоммерческаяИнформация ВерсияСхемы=\"2.07\" ДатаФормирования=\"2026-11-23T10:00:00\">\n\
+<ПакетПредложений СодержитТолькоИзменения=\"false\"><Ид>cat1#</Ид><Наименование>Пакет</Наименование><ИдКаталога>cat1</ИдКаталога><ИдКлассификатора>cls1</ИдКлассификатора>\n\
+<ТипыЦен><ТипЦены><Ид>pt1</Ид><Наименование>Розничная</Наименование><Валюта>руб</Валюта></ТипЦены></ТипыЦен>\n\
+<Склады><Склад><Ид>wh1</Ид><Наименование>Основной</Наименование></Склад><Склад><Ид>wh2</Ид><Наименование>Второй</Наименование></Склад></Склады>\n\
+<Предложения>\n",
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let q1 = i + 1;
+        s.push_str(&format!(
+            "<Предложение><Ид>{id}</Ид><Артикул>A-{id}</Артикул><Наименование>Товар {id}</Наименование>\
+<Цены><Цена><Представление>{p} руб. за шт</Представление><ИдТипаЦены>pt1</ИдТипаЦены><ЦенаЗаЕдиницу>{p}.50</ЦенаЗаЕдиницу><Валюта>руб</Валюта><Единица>шт</Единица><Коэффициент>1</Коэффициент></Цена></Цены>\
+<Количество>{total}</Количество><Склад ИдСклада=\"wh1\" КоличествоНаСкладе=\"{q1}\"/><Склад ИдСклада=\"wh2\" КоличествоНаСкладе=\"2\"/></Предложение>\n",
+            p = 100 + i,
+            total = q1 + 2,
+        ));
+    }
+    s.push_str("</Предложения>\n</ПакетПредложений>\n</КоммерческаяИнформация>\n");
+    s
+}
