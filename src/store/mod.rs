@@ -47,7 +47,9 @@ struct SqlitePragmas;
 impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
         conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 60000; \
+            // busy_timeout first: every later statement may wait for a lock. journal_mode=WAL is
+            // persistent and was set once by `open`, so this one is a no-op that takes no lock.
+            "PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
@@ -77,14 +79,22 @@ pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
             let _ = std::fs::create_dir_all(parent);
         }
     }
+    // Switch to WAL and migrate over one connection before the pool opens its connections in
+    // parallel: on a fresh file, several connections racing to switch the journal mode get
+    // "database is locked".
+    {
+        let mut first = Conn::establish(&path)?;
+        first
+            .batch_execute("PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL;")
+            .map_err(StoreError::Db)?;
+        migrate(&mut first)?;
+    }
     let manager = ConnectionManager::<Conn>::new(path);
     let pool = Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(60))
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)?;
-    let mut c = pool.get()?;
-    migrate(&mut c)?;
     Ok(pool)
 }
 

@@ -19,6 +19,7 @@ fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> Http
 }
 
 /// Check the Bearer token; `Err` is the response to send.
+#[allow(clippy::result_large_err)] // an HttpResponse is the natural error here
 fn authorize(req: &HttpRequest, ex: &Exchange) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
     let Some(token) = ex.cfg.api.token.as_deref() else {
@@ -89,7 +90,7 @@ pub async fn summary(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpResp
     if let Err(r) = authorize(&req, &ex) {
         return r;
     }
-    match run(&ex, |c| query::summary(c).map_err(Into::into)).await {
+    match run(&ex, query::summary).await {
         Ok(s) => HttpResponse::Ok().json(s),
         Err(r) => r,
     }
@@ -330,7 +331,7 @@ pub fn journal(c: &mut crate::store::Conn, limit: i64) -> Result<Value, StoreErr
             }),
         ));
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|x| std::cmp::Reverse(x.0));
     out.truncate(limit as usize);
     Ok(Value::Array(out.into_iter().map(|(_, v)| v).collect()))
 }

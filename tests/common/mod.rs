@@ -85,8 +85,7 @@ impl Server {
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
-        data
+        std::mem::replace(&mut self.data, tempfile::tempdir().unwrap())
     }
 
     pub fn basic() -> String {
