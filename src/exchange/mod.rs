@@ -100,10 +100,7 @@ impl Credentials {
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    auth::constant_time_eq(a, b)
 }
 
 pub fn hash_password(password: &str) -> String {
