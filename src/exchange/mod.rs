@@ -233,7 +233,11 @@ pub fn xml_files_in(dir: &Path) -> Vec<(String, PathBuf)> {
             let p = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                if depth < 4 && e.file_name() != "import_files" {
+                // Not image folders, nor an unpack's staging folder (`.unpack-…`).
+                if depth < 4
+                    && e.file_name() != "import_files"
+                    && !e.file_name().to_string_lossy().starts_with('.')
+                {
                     walk(root, &p, out, depth + 1);
                 }
             } else if ft.is_file()
