@@ -201,6 +201,8 @@ pub struct UploadRow {
     pub state: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Why an archive could not be unpacked (state `failed`).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -306,8 +308,10 @@ pub fn queue_orphan_uploads(
         None => q = q.filter(s::last_seen_at.lt(now - quiet_ms)),
     }
     let sessions: Vec<String> = q.order(s::created_at).select(s::id).load(&mut conn)?;
+    drop(conn);
     let mut queued = 0;
     for sid in sessions {
+        let mut conn = ex.pool.get()?;
         let uploads: i64 = uploaded_files::table
             .filter(uploaded_files::session_id.eq(&sid))
             .count()
@@ -318,7 +322,11 @@ pub fn queue_orphan_uploads(
             .get_result(&mut conn)?;
         if uploads > 0 && jobs == 0 {
             let dir = ex.session_dir(&sid);
-            if let Err(e) = handler::unpack_pending(ex, &mut conn, &sid) {
+            // No connection is held while archives are unpacked.
+            drop(conn);
+            let unpacked = handler::unpack_pending(ex, &sid);
+            conn = ex.pool.get()?;
+            if let Err(e) = unpacked {
                 tracing::warn!(session = %sid, error = %e.describe(ex.lang()), "cannot unpack an archive of a session without import calls");
             }
             for (name, path) in xml_files_in(&dir) {
