@@ -608,6 +608,71 @@ async fn a_failed_unpack_fails_the_following_imports_and_other_archives_unpack()
 }
 
 #[tokio::test]
+async fn init_starts_a_fresh_upload_set() {
+    let srv = Server::start();
+    let cookie = srv.login("catalog").await;
+    srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    let archive = zip_bytes(&[
+        ("offers0_1.xml", offers_xml(&["i1"]).as_bytes()),
+        ("import_files/ab/old.jpg", b"old"),
+    ]);
+    srv.post(
+        "type=catalog&mode=file&filename=v8_1.zip",
+        archive,
+        Some(&cookie),
+    )
+    .await;
+    let r = srv
+        .get(
+            "type=catalog&mode=import&filename=offers0_1.xml",
+            None,
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.body, "progress\nРаспаковка архива завершена.");
+    // An interrupted upload: half a file.
+    srv.post(
+        "type=catalog&mode=file&filename=import0_1.xml",
+        b"<?xml version=\"1.0\"?><half".to_vec(),
+        Some(&cookie),
+    )
+    .await;
+    // 1C starts over in the same session.
+    let r = srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    assert_eq!(r.body.split('\n').count(), 2, "{}", r.body);
+    let left: Vec<_> = srv
+        .files()
+        .into_iter()
+        .filter(|p| p.starts_with("uploads"))
+        .filter(|p| p.extension().is_some())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "init removed uploaded and unpacked files: {left:?}"
+    );
+    let fresh = import_xml(&["i1"], None);
+    let r = srv
+        .post(
+            "type=catalog&mode=file&filename=import0_1.xml",
+            fresh.clone().into_bytes(),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.first(), "success");
+    let stored: Vec<_> = srv
+        .files()
+        .into_iter()
+        .filter(|p| p.ends_with("import0_1.xml"))
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        std::fs::read(srv.data.path().join(&stored[0])).unwrap(),
+        fresh.as_bytes(),
+        "the re-sent file replaced the earlier upload"
+    );
+}
+
+#[tokio::test]
 async fn hostile_filenames_stay_inside_the_session_folder() {
     let srv = Server::start();
     let cookie = srv.login("catalog").await;

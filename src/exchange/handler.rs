@@ -484,23 +484,11 @@ async fn init(ex: &Arc<Exchange>, session: &SessionRow, params: &Params) -> Answ
     let (v2, c2) = (version.clone(), cml_version.clone());
     let res = web::block(move || -> Result<(), StoreError> {
         let mut c = ex2.pool.get()?;
-        // A fresh start for this session's uploads (as Bitrix empties its folder). Files already
-        // handed to an import job stay until that job is done with them.
-        let uploads: Vec<UploadRow> = uploaded_files::table
-            .filter(uploaded_files::session_id.eq(&sid))
-            .select(UploadRow::as_select())
-            .load(&mut c)?;
-        let busy: i64 = crate::store::schema::import_jobs::table
-            .filter(crate::store::schema::import_jobs::session_id.eq(&sid))
-            .count()
-            .get_result(&mut c)?;
-        if busy == 0 {
-            for u in &uploads {
-                let _ = std::fs::remove_file(&u.stored_path);
-            }
-            diesel::delete(uploaded_files::table.filter(uploaded_files::session_id.eq(&sid)))
-                .execute(&mut c)?;
-        }
+        // A fresh start for this session's uploads (as Bitrix empties its folder): uploaded
+        // and unpacked files go, so a file sent again is not appended to the earlier one.
+        // Files an unfinished import job still reads stay (a re-sent file of that name
+        // replaces it, see `file`).
+        fresh_upload_set(&ex2, &mut c, &sid)?;
         diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(&sid)))
             .set((
                 exchange_sessions::initialized.eq(true),
@@ -531,6 +519,57 @@ async fn init(ex: &Arc<Exchange>, session: &SessionRow, params: &Params) -> Answ
             ])
         }
     }
+}
+
+/// Empty the session's upload area for a new upload set (`mode=init`): every file except those
+/// an unfinished import job reads, the upload records, and the (session, file) keys of finished
+/// import jobs, which are renamed so that a file of the same name sent again is imported again
+/// (the journal keeps them).
+pub fn fresh_upload_set(ex: &Exchange, c: &mut Conn, session_id: &str) -> Result<(), StoreError> {
+    use crate::store::schema::import_jobs;
+    let active: std::collections::HashSet<std::path::PathBuf> = import_jobs::table
+        .filter(import_jobs::session_id.eq(session_id))
+        .filter(import_jobs::state.eq_any(["queued", "running"]))
+        .select(import_jobs::path)
+        .load::<String>(c)?
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    let dir = ex.session_dir(session_id);
+    if dir.is_dir() {
+        if let Err(e) = remove_tree_except(&dir, &active) {
+            tracing::warn!(session = %session_id, error = %e, "cannot empty the upload folder at init");
+        }
+    }
+    diesel::delete(uploaded_files::table.filter(uploaded_files::session_id.eq(session_id)))
+        .execute(c)?;
+    let now = now_ms();
+    diesel::update(
+        import_jobs::table
+            .filter(import_jobs::session_id.eq(session_id))
+            .filter(import_jobs::state.eq_any(["done", "failed"])),
+    )
+    .set(import_jobs::filename.eq(import_jobs::filename.concat(format!(" (before init {now})"))))
+    .execute(c)?;
+    Ok(())
+}
+
+/// Remove everything under `dir` except the files in `keep` (and the folders holding them).
+fn remove_tree_except(
+    dir: &Path,
+    keep: &std::collections::HashSet<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let p = e.path();
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            remove_tree_except(&p, keep)?;
+            let _ = std::fs::remove_dir(&p); // fails while something kept is inside
+        } else if !keep.contains(&p) {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
 }
 
 /// The schema version answered to a versioned init: what the client asked, capped at 3.1.
@@ -593,6 +632,34 @@ async fn file(
             "Имя файла совпадает с именем папки.",
             "The file name is a folder name.",
         ));
+    }
+    // Chunks of one file are appended, but the first chunk of a file in this upload set (no
+    // record yet: a new session, or `init` started a new set) replaces whatever is on disk
+    // under that name. Unlinking rather than truncating: an import job still reading an
+    // earlier file of that name keeps its own copy.
+    let ex2 = ex.clone();
+    let (sid, key) = (session.id.clone(), name.key.clone());
+    let known = web::block(move || -> Result<bool, StoreError> {
+        let mut c = ex2.pool.get()?;
+        let n: i64 = uploaded_files::table
+            .filter(uploaded_files::session_id.eq(&sid))
+            .filter(uploaded_files::name.eq(&key))
+            .count()
+            .get_result(&mut c)?;
+        Ok(n > 0)
+    })
+    .await;
+    match known {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            if path.is_file() {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    return Answer::failure(&io_failure(lang, &e));
+                }
+            }
+        }
+        Ok(Err(e)) => return Answer::failure(&db_failure(lang, &e)),
+        Err(e) => return Answer::failure(&e.to_string()),
     }
     let previous = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut f = match std::fs::OpenOptions::new()
@@ -1017,6 +1084,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::exchange::{Credentials, JobRunner};
+    use crate::store::schema::import_jobs;
 
     fn exchange(tmp: &tempfile::TempDir) -> Exchange {
         let cfg = Config {
@@ -1167,5 +1235,65 @@ mod tests {
         // Nothing is pending any more: a second call unpacks nothing.
         drop(c);
         assert_eq!(unpack_pending(&ex, "s1").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_fresh_upload_set_keeps_only_what_running_imports_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = exchange(&tmp);
+        upload(
+            &ex,
+            "s1",
+            "v8_1.zip",
+            &zip_of(&[("import0_1.xml", b"<a/>")]),
+        );
+        unpack_pending(&ex, "s1").unwrap();
+        let dir = ex.session_dir("s1");
+        std::fs::create_dir_all(dir.join("import_files/ab")).unwrap();
+        std::fs::write(dir.join("import_files/ab/x.jpg"), b"j").unwrap();
+        std::fs::write(dir.join("offers0_1.xml"), b"<b/>").unwrap();
+        let mut c = ex.pool.get().unwrap();
+        for (name, state) in [("import0_1.xml", "done"), ("offers0_1.xml", "running")] {
+            diesel::insert_into(import_jobs::table)
+                .values((
+                    import_jobs::session_id.eq("s1"),
+                    import_jobs::filename.eq(name),
+                    import_jobs::path.eq(dir.join(name).to_string_lossy().as_ref()),
+                    import_jobs::trigger.eq("import"),
+                    import_jobs::state.eq(state),
+                    import_jobs::created_at.eq(0),
+                ))
+                .execute(&mut c)
+                .unwrap();
+        }
+        fresh_upload_set(&ex, &mut c, "s1").unwrap();
+        assert!(!dir.join("v8_1.zip").exists());
+        assert!(
+            !dir.join("import0_1.xml").exists(),
+            "unpacked files removed"
+        );
+        assert!(!dir.join("import_files").exists());
+        assert!(
+            dir.join("offers0_1.xml").is_file(),
+            "a running import's file stays"
+        );
+        let uploads: i64 = uploaded_files::table
+            .filter(uploaded_files::session_id.eq("s1"))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(uploads, 0);
+        // The finished job no longer holds the key, the running one does.
+        let names: Vec<String> = import_jobs::table
+            .filter(import_jobs::session_id.eq("s1"))
+            .order(import_jobs::id)
+            .select(import_jobs::filename)
+            .load(&mut c)
+            .unwrap();
+        assert!(
+            names[0].starts_with("import0_1.xml (before init "),
+            "{names:?}"
+        );
+        assert_eq!(names[1], "offers0_1.xml");
     }
 }
