@@ -20,6 +20,7 @@ pub fn build(cfg: Config) -> anyhow::Result<(Arc<Exchange>, Option<String>)> {
     let pool = store::open(&cfg.database_url(), 16).context("cannot open the database")?;
     let (creds, generated) = {
         let mut c = pool.get()?;
+        exchange::handler::reset_interrupted_unpacks(&mut c)?;
         exchange::setup_credentials(&cfg, &mut c)?
     };
     let jobs = JobRunner::start(pool.clone(), cfg.lang)?;

@@ -499,6 +499,180 @@ async fn hostile_zips_are_refused_and_write_nothing_outside() {
 }
 
 #[tokio::test]
+async fn concurrent_first_imports_unpack_an_archive_once() {
+    let srv = Server::start();
+    let imp = import_xml(&["u1"], None);
+    let images: Vec<(String, Vec<u8>)> = (0..300)
+        .map(|i| {
+            (
+                format!("import_files/{:02x}/img{i}.jpg", i % 256),
+                vec![i as u8; 2000],
+            )
+        })
+        .collect();
+    let mut entries: Vec<(&str, &[u8])> = vec![("import0_1.xml", imp.as_bytes())];
+    entries.extend(images.iter().map(|(n, d)| (n.as_str(), d.as_slice())));
+    let archive = zip_bytes(&entries);
+    let cookie = srv.login("catalog").await;
+    srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    let r = srv
+        .post(
+            "type=catalog&mode=file&filename=v8_1065_3a.zip",
+            archive,
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.first(), "success");
+    let calls = (0..6).map(|_| {
+        srv.get(
+            "type=catalog&mode=import&filename=import0_1.xml",
+            None,
+            Some(&cookie),
+        )
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let unpacked = answers
+        .iter()
+        .filter(|a| a.body == "progress\nРаспаковка архива завершена.")
+        .count();
+    assert_eq!(
+        unpacked,
+        1,
+        "exactly one caller unpacks: {:?}",
+        answers.iter().map(|a| a.body.clone()).collect::<Vec<_>>()
+    );
+    for a in &answers {
+        assert!(
+            matches!(a.first().as_str(), "progress" | "success"),
+            "{}",
+            a.body
+        );
+    }
+    assert_eq!(
+        srv.import_loop("import0_1.xml", &cookie).await.first(),
+        "success"
+    );
+    let jpgs = srv
+        .files()
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".jpg"))
+        .count();
+    assert_eq!(jpgs, 300);
+}
+
+#[tokio::test]
+async fn a_failed_unpack_fails_the_following_imports_and_other_archives_unpack() {
+    let srv = Server::start();
+    let imp = import_xml(&["f1"], None);
+    let off = offers_xml(&["f1"]);
+    let bad = zip_bytes(&[("import0_1.xml", imp.as_bytes()), ("../../evil.xml", b"x")]);
+    let good = zip_bytes(&[
+        ("offers0_1.xml", off.as_bytes()),
+        ("import_files/ab/good.jpg", b"jpg"),
+    ]);
+    let cookie = srv.login("catalog").await;
+    srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    for (name, bytes) in [("v8_1_1.zip", bad), ("v8_1_2.zip", good)] {
+        let r = srv
+            .post(
+                &format!("type=catalog&mode=file&filename={name}"),
+                bytes,
+                Some(&cookie),
+            )
+            .await;
+        assert_eq!(r.first(), "success");
+    }
+    let first = srv.import_loop("import0_1.xml", &cookie).await;
+    assert_eq!(first.first(), "failure", "{}", first.body);
+    assert!(first.detail().contains("evil.xml"), "{}", first.body);
+    // The next calls answer the archive's error, not "file not found".
+    for name in ["import0_1.xml", "offers0_1.xml"] {
+        let r = srv
+            .get(
+                &format!("type=catalog&mode=import&filename={name}"),
+                None,
+                Some(&cookie),
+            )
+            .await;
+        assert_eq!(r.body, first.body, "{name}");
+    }
+    // The other archive was unpacked, not left pending.
+    let files = srv.files();
+    assert!(
+        files
+            .iter()
+            .any(|p| p.ends_with("import_files/ab/good.jpg")),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|p| p.ends_with("evil.xml")));
+}
+
+#[tokio::test]
+async fn init_starts_a_fresh_upload_set() {
+    let srv = Server::start();
+    let cookie = srv.login("catalog").await;
+    srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    let archive = zip_bytes(&[
+        ("offers0_1.xml", offers_xml(&["i1"]).as_bytes()),
+        ("import_files/ab/old.jpg", b"old"),
+    ]);
+    srv.post(
+        "type=catalog&mode=file&filename=v8_1.zip",
+        archive,
+        Some(&cookie),
+    )
+    .await;
+    let r = srv
+        .get(
+            "type=catalog&mode=import&filename=offers0_1.xml",
+            None,
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.body, "progress\nРаспаковка архива завершена.");
+    // An interrupted upload: half a file.
+    srv.post(
+        "type=catalog&mode=file&filename=import0_1.xml",
+        b"<?xml version=\"1.0\"?><half".to_vec(),
+        Some(&cookie),
+    )
+    .await;
+    // 1C starts over in the same session.
+    let r = srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    assert_eq!(r.body.split('\n').count(), 2, "{}", r.body);
+    let left: Vec<_> = srv
+        .files()
+        .into_iter()
+        .filter(|p| p.starts_with("uploads"))
+        .filter(|p| p.extension().is_some())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "init removed uploaded and unpacked files: {left:?}"
+    );
+    let fresh = import_xml(&["i1"], None);
+    let r = srv
+        .post(
+            "type=catalog&mode=file&filename=import0_1.xml",
+            fresh.clone().into_bytes(),
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(r.first(), "success");
+    let stored: Vec<_> = srv
+        .files()
+        .into_iter()
+        .filter(|p| p.ends_with("import0_1.xml"))
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        std::fs::read(srv.data.path().join(&stored[0])).unwrap(),
+        fresh.as_bytes(),
+        "the re-sent file replaced the earlier upload"
+    );
+}
+
+#[tokio::test]
 async fn hostile_filenames_stay_inside_the_session_folder() {
     let srv = Server::start();
     let cookie = srv.login("catalog").await;

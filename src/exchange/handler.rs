@@ -355,15 +355,21 @@ async fn checkauth(
                 exchange_sessions::file_limit.eq(ex2.cfg.exchange.file_limit as i64),
             ))
             .execute(&mut c)?;
-        drop(c);
-        // Earlier sessions of this client that uploaded files but never called import are
-        // complete now: process them (UT11 "send files without waiting").
-        super::queue_orphan_uploads(&ex2, 0, Some((&client, now)))?;
         Ok(())
     })
     .await;
     match res {
         Ok(Ok(())) => {
+            // Earlier sessions of this client that uploaded files but never called import are
+            // complete now: process them (UT11 "send files without waiting"). In the background:
+            // unpacking their archives must not delay this answer.
+            let ex3 = ex.clone();
+            let client = j.client.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = super::queue_orphan_uploads(&ex3, 0, Some((&client, now))) {
+                    tracing::warn!(error = %e, "cannot queue the uploads of earlier sessions");
+                }
+            });
             j.session = Some(id.clone());
             Answer::lines(&[
                 "success",
@@ -478,23 +484,11 @@ async fn init(ex: &Arc<Exchange>, session: &SessionRow, params: &Params) -> Answ
     let (v2, c2) = (version.clone(), cml_version.clone());
     let res = web::block(move || -> Result<(), StoreError> {
         let mut c = ex2.pool.get()?;
-        // A fresh start for this session's uploads (as Bitrix empties its folder). Files already
-        // handed to an import job stay until that job is done with them.
-        let uploads: Vec<UploadRow> = uploaded_files::table
-            .filter(uploaded_files::session_id.eq(&sid))
-            .select(UploadRow::as_select())
-            .load(&mut c)?;
-        let busy: i64 = crate::store::schema::import_jobs::table
-            .filter(crate::store::schema::import_jobs::session_id.eq(&sid))
-            .count()
-            .get_result(&mut c)?;
-        if busy == 0 {
-            for u in &uploads {
-                let _ = std::fs::remove_file(&u.stored_path);
-            }
-            diesel::delete(uploaded_files::table.filter(uploaded_files::session_id.eq(&sid)))
-                .execute(&mut c)?;
-        }
+        // A fresh start for this session's uploads (as Bitrix empties its folder): uploaded
+        // and unpacked files go, so a file sent again is not appended to the earlier one.
+        // Files an unfinished import job still reads stay (a re-sent file of that name
+        // replaces it, see `file`).
+        fresh_upload_set(&ex2, &mut c, &sid)?;
         diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(&sid)))
             .set((
                 exchange_sessions::initialized.eq(true),
@@ -525,6 +519,57 @@ async fn init(ex: &Arc<Exchange>, session: &SessionRow, params: &Params) -> Answ
             ])
         }
     }
+}
+
+/// Empty the session's upload area for a new upload set (`mode=init`): every file except those
+/// an unfinished import job reads, the upload records, and the (session, file) keys of finished
+/// import jobs, which are renamed so that a file of the same name sent again is imported again
+/// (the journal keeps them).
+pub fn fresh_upload_set(ex: &Exchange, c: &mut Conn, session_id: &str) -> Result<(), StoreError> {
+    use crate::store::schema::import_jobs;
+    let active: std::collections::HashSet<std::path::PathBuf> = import_jobs::table
+        .filter(import_jobs::session_id.eq(session_id))
+        .filter(import_jobs::state.eq_any(["queued", "running"]))
+        .select(import_jobs::path)
+        .load::<String>(c)?
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    let dir = ex.session_dir(session_id);
+    if dir.is_dir() {
+        if let Err(e) = remove_tree_except(&dir, &active) {
+            tracing::warn!(session = %session_id, error = %e, "cannot empty the upload folder at init");
+        }
+    }
+    diesel::delete(uploaded_files::table.filter(uploaded_files::session_id.eq(session_id)))
+        .execute(c)?;
+    let now = now_ms();
+    diesel::update(
+        import_jobs::table
+            .filter(import_jobs::session_id.eq(session_id))
+            .filter(import_jobs::state.eq_any(["done", "failed"])),
+    )
+    .set(import_jobs::filename.eq(import_jobs::filename.concat(format!(" (before init {now})"))))
+    .execute(c)?;
+    Ok(())
+}
+
+/// Remove everything under `dir` except the files in `keep` (and the folders holding them).
+fn remove_tree_except(
+    dir: &Path,
+    keep: &std::collections::HashSet<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let p = e.path();
+        let ft = e.file_type()?;
+        if ft.is_dir() {
+            remove_tree_except(&p, keep)?;
+            let _ = std::fs::remove_dir(&p); // fails while something kept is inside
+        } else if !keep.contains(&p) {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
 }
 
 /// The schema version answered to a versioned init: what the client asked, capped at 3.1.
@@ -587,6 +632,34 @@ async fn file(
             "Имя файла совпадает с именем папки.",
             "The file name is a folder name.",
         ));
+    }
+    // Chunks of one file are appended, but the first chunk of a file in this upload set (no
+    // record yet: a new session, or `init` started a new set) replaces whatever is on disk
+    // under that name. Unlinking rather than truncating: an import job still reading an
+    // earlier file of that name keeps its own copy.
+    let ex2 = ex.clone();
+    let (sid, key) = (session.id.clone(), name.key.clone());
+    let known = web::block(move || -> Result<bool, StoreError> {
+        let mut c = ex2.pool.get()?;
+        let n: i64 = uploaded_files::table
+            .filter(uploaded_files::session_id.eq(&sid))
+            .filter(uploaded_files::name.eq(&key))
+            .count()
+            .get_result(&mut c)?;
+        Ok(n > 0)
+    })
+    .await;
+    match known {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
+            if path.is_file() {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    return Answer::failure(&io_failure(lang, &e));
+                }
+            }
+        }
+        Ok(Err(e)) => return Answer::failure(&db_failure(lang, &e)),
+        Err(e) => return Answer::failure(&e.to_string()),
     }
     let previous = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut f = match std::fs::OpenOptions::new()
@@ -689,41 +762,139 @@ fn io_failure(lang: Lang, e: &std::io::Error) -> String {
     }
 }
 
-/// Unpack the session's archives that are not unpacked yet. Returns how many were unpacked.
-pub fn unpack_pending(
-    ex: &Exchange,
-    conn: &mut Conn,
-    session_id: &str,
-) -> Result<usize, zipx::ZipError> {
-    let archives: Vec<UploadRow> = uploaded_files::table
-        .filter(uploaded_files::session_id.eq(session_id))
-        .filter(uploaded_files::is_archive.eq(true))
-        .filter(uploaded_files::state.eq("receiving"))
-        .order(uploaded_files::id)
-        .select(UploadRow::as_select())
-        .load(conn)
-        .map_err(|e| zipx::ZipError::Io(std::io::Error::other(e.to_string())))?;
-    let dir = ex.session_dir(session_id);
-    let limits = zipx::ZipLimits {
+/// Claim the session's archives that wait to be unpacked: one conditional update
+/// (`receiving` → `unpacking`), so that of concurrent callers (two `mode=import` requests, the
+/// auto-import sweep) exactly one gets each archive.
+pub fn claim_archives(conn: &mut Conn, session_id: &str) -> Result<Vec<UploadRow>, StoreError> {
+    let mut rows: Vec<UploadRow> = diesel::update(
+        uploaded_files::table
+            .filter(uploaded_files::session_id.eq(session_id))
+            .filter(uploaded_files::is_archive.eq(true))
+            .filter(uploaded_files::state.eq("receiving")),
+    )
+    .set((
+        uploaded_files::state.eq("unpacking"),
+        uploaded_files::updated_at.eq(now_ms()),
+    ))
+    .returning(UploadRow::as_returning())
+    .get_results(conn)?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// Archives left `unpacking` by a process that died mid-unpack are claimable again (an unpack
+/// leaves nothing partial behind, so it can simply run again).
+pub fn reset_interrupted_unpacks(conn: &mut Conn) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(uploaded_files::table.filter(uploaded_files::state.eq("unpacking")))
+            .set(uploaded_files::state.eq("receiving"))
+            .execute(conn)?,
+    )
+}
+
+fn zip_limits(ex: &Exchange) -> zipx::ZipLimits {
+    zipx::ZipLimits {
         max_total_bytes: ex.cfg.exchange.zip_max_total_bytes,
         max_entries: ex.cfg.exchange.zip_max_entries,
         max_ratio: ex.cfg.exchange.zip_max_ratio,
         ..Default::default()
-    };
-    let mut n = 0;
+    }
+}
+
+fn zip_db_error(e: StoreError) -> zipx::ZipError {
+    zipx::ZipError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// Unpack archives claimed by [`claim_archives`]. No database connection is held while an
+/// archive is unpacked; one is taken briefly to record each outcome. Every claimed archive is
+/// processed (one failing archive does not leave the others pending); the first error is
+/// returned. Returns how many were unpacked.
+pub fn unpack_claimed(
+    ex: &Exchange,
+    session_id: &str,
+    archives: Vec<UploadRow>,
+) -> Result<usize, zipx::ZipError> {
+    let dir = ex.session_dir(session_id);
+    let limits = zip_limits(ex);
+    let mut unpacked = 0;
+    let mut first_error = None;
     for a in archives {
         let result = zipx::unpack(Path::new(&a.stored_path), &dir, &limits);
-        let state = if result.is_ok() { "unpacked" } else { "failed" };
-        let _ = diesel::update(uploaded_files::table.filter(uploaded_files::id.eq(a.id)))
-            .set((
-                uploaded_files::state.eq(state),
-                uploaded_files::updated_at.eq(now_ms()),
-            ))
-            .execute(conn);
-        result?;
-        n += 1;
+        let (state, error) = match &result {
+            Ok(r) => {
+                tracing::info!(session = %session_id, archive = %a.name, files = r.files.len(), bytes = r.bytes, "archive unpacked");
+                ("unpacked", None)
+            }
+            Err(e) => {
+                tracing::warn!(session = %session_id, archive = %a.name, error = %e, "archive refused");
+                ("failed", Some(e.describe(ex.lang())))
+            }
+        };
+        let recorded = ex.pool.get().map_err(StoreError::from).and_then(|mut c| {
+            diesel::update(uploaded_files::table.filter(uploaded_files::id.eq(a.id)))
+                .set((
+                    uploaded_files::state.eq(state),
+                    uploaded_files::error.eq(error),
+                    uploaded_files::updated_at.eq(now_ms()),
+                ))
+                .execute(&mut c)
+                .map_err(StoreError::from)
+        });
+        match (result, recorded) {
+            (Ok(_), Ok(_)) => unpacked += 1,
+            (Err(e), _) => {
+                first_error.get_or_insert(e);
+            }
+            (Ok(_), Err(e)) => {
+                first_error.get_or_insert(zip_db_error(e));
+            }
+        }
     }
-    Ok(n)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(unpacked),
+    }
+}
+
+/// Claim and unpack the session's pending archives (for callers off the async runtime).
+/// Returns how many were unpacked.
+pub fn unpack_pending(ex: &Exchange, session_id: &str) -> Result<usize, zipx::ZipError> {
+    let claimed = {
+        let mut c = ex.pool.get().map_err(|e| zip_db_error(e.into()))?;
+        claim_archives(&mut c, session_id).map_err(zip_db_error)?
+    };
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    unpack_claimed(ex, session_id, claimed)
+}
+
+/// What the session's archives allow an import to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArchivesState {
+    /// Nothing pending, nothing failed.
+    Ready,
+    /// Another request is unpacking one.
+    Unpacking,
+    /// One could not be unpacked: why.
+    Failed(String),
+}
+
+pub fn archives_state(conn: &mut Conn, session_id: &str) -> Result<ArchivesState, StoreError> {
+    let rows: Vec<(String, Option<String>)> = uploaded_files::table
+        .filter(uploaded_files::session_id.eq(session_id))
+        .filter(uploaded_files::is_archive.eq(true))
+        .filter(uploaded_files::state.eq_any(["unpacking", "failed"]))
+        .order(uploaded_files::id)
+        .select((uploaded_files::state, uploaded_files::error))
+        .load(conn)?;
+    if let Some((_, e)) = rows.iter().find(|(s, _)| s == "failed") {
+        return Ok(ArchivesState::Failed(e.clone().unwrap_or_default()));
+    }
+    if !rows.is_empty() {
+        return Ok(ArchivesState::Unpacking);
+    }
+    Ok(ArchivesState::Ready)
 }
 
 async fn import(ex: &Arc<Exchange>, session: &SessionRow, filename: Option<&str>) -> Answer {
@@ -741,26 +912,67 @@ async fn import(ex: &Arc<Exchange>, session: &SessionRow, filename: Option<&str>
     };
     let wait = Duration::from_secs(ex.cfg.exchange.import_wait_secs);
 
-    // 1. An archive is unpacked at the first import call, which answers `progress`.
+    // 1. An archive is unpacked at the first import call, which answers `progress`. The archive
+    //    is claimed atomically, so only one caller unpacks it; the unpack runs on the blocking
+    //    pool without a database connection, and the answer waits for it at most `wait` (it
+    //    goes on in the background; later calls answer `progress` until it is done).
     let ex2 = ex.clone();
     let sid = session.id.clone();
-    let unpacked = web::block(
-        move || -> Result<Result<usize, zipx::ZipError>, StoreError> {
-            let mut c = ex2.pool.get()?;
-            Ok(unpack_pending(&ex2, &mut c, &sid))
-        },
-    )
+    let claimed = web::block(move || -> Result<Vec<UploadRow>, StoreError> {
+        let mut c = ex2.pool.get()?;
+        claim_archives(&mut c, &sid)
+    })
     .await;
-    match unpacked {
-        Ok(Ok(Ok(0))) => {}
-        Ok(Ok(Ok(_))) => {
-            return Answer::progress(&t(
+    let claimed = match claimed {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => return Answer::failure(&db_failure(lang, &e)),
+        Err(e) => return Answer::failure(&e.to_string()),
+    };
+    if !claimed.is_empty() {
+        let ex2 = ex.clone();
+        let sid = session.id.clone();
+        let unpack = tokio::task::spawn_blocking(move || unpack_claimed(&ex2, &sid, claimed));
+        return match tokio::time::timeout(wait, unpack).await {
+            Ok(Ok(Ok(_))) => Answer::progress(&t(
                 lang,
                 "Распаковка архива завершена.",
                 "Archive unpacked.",
+            )),
+            Ok(Ok(Err(e))) => Answer::failure(&e.describe(lang)),
+            Ok(Err(e)) => Answer::failure(&e.to_string()),
+            Err(_) => Answer::progress(&t(
+                lang,
+                "Идет распаковка архива.",
+                "Unpacking the archive.",
+            )),
+        };
+    }
+    let ex2 = ex.clone();
+    let sid = session.id.clone();
+    let state = web::block(move || -> Result<ArchivesState, StoreError> {
+        let mut c = ex2.pool.get()?;
+        archives_state(&mut c, &sid)
+    })
+    .await;
+    match state {
+        Ok(Ok(ArchivesState::Ready)) => {}
+        Ok(Ok(ArchivesState::Unpacking)) => {
+            return Answer::progress(&t(
+                lang,
+                "Идет распаковка архива.",
+                "Unpacking the archive.",
             ))
         }
-        Ok(Ok(Err(e))) => return Answer::failure(&e.describe(lang)),
+        Ok(Ok(ArchivesState::Failed(reason))) => {
+            return Answer::failure(if reason.is_empty() {
+                lang.pick(
+                    "Архив не удалось распаковать.",
+                    "The archive could not be unpacked.",
+                )
+            } else {
+                &reason
+            })
+        }
         Ok(Err(e)) => return Answer::failure(&db_failure(lang, &e)),
         Err(e) => return Answer::failure(&e.to_string()),
     }
@@ -864,5 +1076,224 @@ async fn deactivate(ex: &Arc<Exchange>, params: &Params) -> Answer {
         )),
         Ok(Err(e)) => Answer::failure(&e.describe(lang)),
         Err(e) => Answer::failure(&e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::exchange::{Credentials, JobRunner};
+    use crate::store::schema::import_jobs;
+
+    fn exchange(tmp: &tempfile::TempDir) -> Exchange {
+        let cfg = Config {
+            data_dir: tmp.path().to_path_buf(),
+            ..Config::default()
+        };
+        let pool = crate::store::open(&cfg.database_url(), 4).unwrap();
+        Exchange {
+            jobs: JobRunner::inline(pool.clone(), Lang::Ru),
+            cfg: Arc::new(cfg),
+            pool,
+            creds: Credentials::plain("1c", "pw"),
+        }
+    }
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    /// Store an uploaded archive of session `sid` as `file` would.
+    fn upload(ex: &Exchange, sid: &str, name: &str, bytes: &[u8]) -> i32 {
+        let dir = ex.session_dir(sid);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let mut c = ex.pool.get().unwrap();
+        diesel::insert_into(uploaded_files::table)
+            .values((
+                uploaded_files::session_id.eq(sid),
+                uploaded_files::name.eq(name),
+                uploaded_files::original_name.eq(name),
+                uploaded_files::stored_path.eq(path.to_string_lossy().as_ref()),
+                uploaded_files::bytes.eq(bytes.len() as i64),
+                uploaded_files::chunks.eq(1),
+                uploaded_files::is_archive.eq(name.ends_with(".zip")),
+                uploaded_files::state.eq("receiving"),
+                uploaded_files::created_at.eq(0),
+                uploaded_files::updated_at.eq(0),
+            ))
+            .returning(uploaded_files::id)
+            .get_result(&mut c)
+            .unwrap()
+    }
+
+    fn state_of(ex: &Exchange, id: i32) -> (String, Option<String>) {
+        let mut c = ex.pool.get().unwrap();
+        uploaded_files::table
+            .filter(uploaded_files::id.eq(id))
+            .select((uploaded_files::state, uploaded_files::error))
+            .first(&mut c)
+            .unwrap()
+    }
+
+    #[test]
+    fn an_archive_is_claimed_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = exchange(&tmp);
+        let a = upload(&ex, "s1", "v8_1.zip", &zip_of(&[("a.xml", b"<a/>")]));
+        upload(&ex, "s1", "plain.xml", b"<a/>");
+        upload(&ex, "s2", "v8_2.zip", &zip_of(&[("b.xml", b"<b/>")]));
+        let mut c = ex.pool.get().unwrap();
+        let first = claim_archives(&mut c, "s1").unwrap();
+        assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(first[0].state, "unpacking");
+        assert!(claim_archives(&mut c, "s1").unwrap().is_empty());
+        assert_eq!(
+            archives_state(&mut c, "s1").unwrap(),
+            ArchivesState::Unpacking
+        );
+        // Other sessions are untouched.
+        assert_eq!(archives_state(&mut c, "s2").unwrap(), ArchivesState::Ready);
+        // A restart makes an interrupted unpack claimable again.
+        assert_eq!(reset_interrupted_unpacks(&mut c).unwrap(), 1);
+        assert_eq!(claim_archives(&mut c, "s1").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn concurrent_claims_share_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = Arc::new(exchange(&tmp));
+        for i in 0..5 {
+            upload(
+                &ex,
+                "s1",
+                &format!("v8_{i}.zip"),
+                &zip_of(&[("a.xml", b"1")]),
+            );
+        }
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let ex = ex.clone();
+                std::thread::spawn(move || {
+                    let mut c = ex.pool.get().unwrap();
+                    claim_archives(&mut c, "s1").unwrap().len()
+                })
+            })
+            .collect();
+        let total: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 5);
+    }
+
+    #[test]
+    fn a_failed_archive_is_remembered_and_does_not_stall_the_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = exchange(&tmp);
+        let bad = upload(
+            &ex,
+            "s1",
+            "v8_1.zip",
+            &zip_of(&[("import0_1.xml", b"<a/>"), ("../../evil.xml", b"x")]),
+        );
+        let good = upload(
+            &ex,
+            "s1",
+            "v8_2.zip",
+            &zip_of(&[("offers0_1.xml", b"<b/>"), ("import_files/ab/x.jpg", b"j")]),
+        );
+        let e = unpack_pending(&ex, "s1").unwrap_err();
+        assert!(matches!(e, zipx::ZipError::UnsafeName { .. }), "{e:?}");
+        let (state, error) = state_of(&ex, bad);
+        assert_eq!(state, "failed");
+        assert!(
+            error
+                .as_deref()
+                .unwrap_or("")
+                .contains("Недопустимое имя файла"),
+            "{error:?}"
+        );
+        assert_eq!(state_of(&ex, good).0, "unpacked");
+        let dir = ex.session_dir("s1");
+        assert!(dir.join("offers0_1.xml").is_file());
+        assert!(dir.join("import_files/ab/x.jpg").is_file());
+        assert!(
+            !dir.join("import0_1.xml").exists(),
+            "the bad archive left nothing"
+        );
+        let mut c = ex.pool.get().unwrap();
+        match archives_state(&mut c, "s1").unwrap() {
+            ArchivesState::Failed(m) => assert!(m.contains("evil.xml"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Nothing is pending any more: a second call unpacks nothing.
+        drop(c);
+        assert_eq!(unpack_pending(&ex, "s1").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_fresh_upload_set_keeps_only_what_running_imports_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ex = exchange(&tmp);
+        upload(
+            &ex,
+            "s1",
+            "v8_1.zip",
+            &zip_of(&[("import0_1.xml", b"<a/>")]),
+        );
+        unpack_pending(&ex, "s1").unwrap();
+        let dir = ex.session_dir("s1");
+        std::fs::create_dir_all(dir.join("import_files/ab")).unwrap();
+        std::fs::write(dir.join("import_files/ab/x.jpg"), b"j").unwrap();
+        std::fs::write(dir.join("offers0_1.xml"), b"<b/>").unwrap();
+        let mut c = ex.pool.get().unwrap();
+        for (name, state) in [("import0_1.xml", "done"), ("offers0_1.xml", "running")] {
+            diesel::insert_into(import_jobs::table)
+                .values((
+                    import_jobs::session_id.eq("s1"),
+                    import_jobs::filename.eq(name),
+                    import_jobs::path.eq(dir.join(name).to_string_lossy().as_ref()),
+                    import_jobs::trigger.eq("import"),
+                    import_jobs::state.eq(state),
+                    import_jobs::created_at.eq(0),
+                ))
+                .execute(&mut c)
+                .unwrap();
+        }
+        fresh_upload_set(&ex, &mut c, "s1").unwrap();
+        assert!(!dir.join("v8_1.zip").exists());
+        assert!(
+            !dir.join("import0_1.xml").exists(),
+            "unpacked files removed"
+        );
+        assert!(!dir.join("import_files").exists());
+        assert!(
+            dir.join("offers0_1.xml").is_file(),
+            "a running import's file stays"
+        );
+        let uploads: i64 = uploaded_files::table
+            .filter(uploaded_files::session_id.eq("s1"))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(uploads, 0);
+        // The finished job no longer holds the key, the running one does.
+        let names: Vec<String> = import_jobs::table
+            .filter(import_jobs::session_id.eq("s1"))
+            .order(import_jobs::id)
+            .select(import_jobs::filename)
+            .load(&mut c)
+            .unwrap();
+        assert!(
+            names[0].starts_with("import0_1.xml (before init "),
+            "{names:?}"
+        );
+        assert_eq!(names[1], "offers0_1.xml");
     }
 }

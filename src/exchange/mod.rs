@@ -100,10 +100,7 @@ impl Credentials {
 }
 
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    auth::constant_time_eq(a, b)
 }
 
 pub fn hash_password(password: &str) -> String {
@@ -204,6 +201,8 @@ pub struct UploadRow {
     pub state: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Why an archive could not be unpacked (state `failed`).
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
@@ -236,7 +235,11 @@ pub fn xml_files_in(dir: &Path) -> Vec<(String, PathBuf)> {
             let p = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                if depth < 4 && e.file_name() != "import_files" {
+                // Not image folders, nor an unpack's staging folder (`.unpack-…`).
+                if depth < 4
+                    && e.file_name() != "import_files"
+                    && !e.file_name().to_string_lossy().starts_with('.')
+                {
                     walk(root, &p, out, depth + 1);
                 }
             } else if ft.is_file()
@@ -305,8 +308,10 @@ pub fn queue_orphan_uploads(
         None => q = q.filter(s::last_seen_at.lt(now - quiet_ms)),
     }
     let sessions: Vec<String> = q.order(s::created_at).select(s::id).load(&mut conn)?;
+    drop(conn);
     let mut queued = 0;
     for sid in sessions {
+        let mut conn = ex.pool.get()?;
         let uploads: i64 = uploaded_files::table
             .filter(uploaded_files::session_id.eq(&sid))
             .count()
@@ -317,7 +322,11 @@ pub fn queue_orphan_uploads(
             .get_result(&mut conn)?;
         if uploads > 0 && jobs == 0 {
             let dir = ex.session_dir(&sid);
-            if let Err(e) = handler::unpack_pending(ex, &mut conn, &sid) {
+            // No connection is held while archives are unpacked.
+            drop(conn);
+            let unpacked = handler::unpack_pending(ex, &sid);
+            conn = ex.pool.get()?;
+            if let Err(e) = unpacked {
                 tracing::warn!(session = %sid, error = %e.describe(ex.lang()), "cannot unpack an archive of a session without import calls");
             }
             for (name, path) in xml_files_in(&dir) {

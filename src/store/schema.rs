@@ -59,6 +59,7 @@ diesel::table! {
         state -> Text,
         created_at -> BigInt,
         updated_at -> BigInt,
+        error -> Nullable<Text>,
     }
 }
 
