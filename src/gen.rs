@@ -220,12 +220,28 @@ impl Out {
         self.u(v / p);
         if scale > 0 {
             self.buf.push(b'.');
-            let frac = v % p;
-            let digits = frac.to_string();
-            for _ in digits.len()..scale as usize {
-                self.buf.push(b'0');
+            let mut frac = v % p;
+            let mut div = p / 10;
+            while div > 0 {
+                self.buf.push(b'0' + (frac / div) as u8);
+                frac %= div;
+                div /= 10;
             }
-            self.buf.extend_from_slice(digits.as_bytes());
+        }
+        self
+    }
+    /// A quantity in thousandths, normalised (`12`, `2.5`), as [`milli_str`] writes it.
+    fn milli(&mut self, v: u64) -> &mut Self {
+        self.u(v / 1000);
+        let mut f = v % 1000;
+        if f != 0 {
+            self.buf.push(b'.');
+            let mut div = 100;
+            while f != 0 {
+                self.buf.push(b'0' + (f / div) as u8);
+                f %= div;
+                div /= 10;
+            }
         }
         self
     }
@@ -256,7 +272,6 @@ impl Out {
     }
     fn finish(mut self) -> std::io::Result<u64> {
         self.flush()?;
-        self.file.sync_data().ok();
         Ok(self.bytes)
     }
 }
@@ -1004,14 +1019,12 @@ fn write_offers(dir: &Path, shape: &Shape, exp: &mut Expected) -> std::io::Resul
                     stock.push((wid, q));
                 }
             }
-            o.s("\t\t\t\t<Количество>")
-                .s(&milli_str(qty))
-                .s("</Количество>\n");
+            o.s("\t\t\t\t<Количество>").milli(qty).s("</Количество>\n");
             for (wid, q) in &stock {
                 o.s("\t\t\t\t<Склад ИдСклада=\"")
                     .g(wid)
                     .s("\" КоличествоНаСкладе=\"")
-                    .s(&milli_str(*q))
+                    .milli(*q)
                     .s("\"/>\n");
                 stock_total_milli += *q as u128;
             }
