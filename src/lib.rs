@@ -6,7 +6,9 @@
 pub mod catalog;
 pub mod cml;
 pub mod config;
+pub mod emulator;
 pub mod exchange;
+pub mod gen;
 pub mod i18n;
 pub mod server;
 pub mod store;

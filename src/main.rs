@@ -47,6 +47,69 @@ enum Command {
     Migrate,
     /// Set a new 1C exchange password (stored as an argon2 hash) and print it once.
     ResetPassword,
+    /// Act as 1C ("Обмен с сайтом"): run a full exchange against URL and check every answer
+    /// the way 1C reads it. Exit code 0 only if everything succeeded.
+    #[command(name = "emulate-1c")]
+    Emulate1c(EmulateArgs),
+    /// Write a deterministic CommerceML 2.07 catalog (import.xml, offers.xml, expected.json).
+    GenCatalog {
+        /// Number of goods.
+        #[arg(long)]
+        goods: u64,
+        /// Seed: the same seed and size give byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Add image paths to goods and write the images under DIR/import_files/.
+        #[arg(long)]
+        images: bool,
+        /// Output folder (created if missing).
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct EmulateArgs {
+    /// The site address as typed into 1C (scheme optional; only a host means
+    /// /bitrix/admin/1c_exchange.php).
+    url: String,
+    /// XML files, exchange folders (top-level *.xml plus import_files/…) or zip archives.
+    files: Vec<PathBuf>,
+    /// Login (default: the configured exchange login).
+    #[arg(long)]
+    user: Option<String>,
+    /// Password (default: OBMEN_EXCHANGE_PASSWORD / the configured one).
+    #[arg(long)]
+    password: Option<String>,
+    /// Which 1C client to imitate.
+    #[arg(long, value_enum, default_value = "ut11")]
+    style: obmen::emulator::Style,
+    /// Zip: follow the server's init answer (auto), always, or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    zip: obmen::emulator::ZipMode,
+    /// Chunk size in bytes (default: the server's file_limit; 0 = whole files).
+    #[arg(long)]
+    chunk: Option<u64>,
+    /// One session per XML file (as UT11 does per portion) or all files in one session.
+    #[arg(long, value_enum, default_value = "per-file")]
+    sessions: obmen::emulator::Sessions,
+    /// Upload only, never call mode=import (UT11 "send without waiting for the import").
+    #[arg(long)]
+    no_import: bool,
+    /// Also run the orders exchange (type=sale: query, success, upload of orders*.xml files).
+    #[arg(long)]
+    sale: bool,
+    /// Append &sessid= to every request (UT11 "use session id"; always on for --style bitrix).
+    #[arg(long)]
+    use_sessid: bool,
+    /// Timeout of each request, seconds (1C uses 180).
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+    /// Print one JSON summary line on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Quiet: no per-request log on stderr.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn load_config(cli: &Cli) -> Result<Config, String> {
@@ -90,6 +153,13 @@ fn main() -> ExitCode {
         Command::Import { files } => import(cfg, &files),
         Command::Migrate => migrate(&cfg),
         Command::ResetPassword => reset_password(&cfg),
+        Command::Emulate1c(args) => emulate(&cfg, args),
+        Command::GenCatalog {
+            goods,
+            seed,
+            images,
+            dir,
+        } => gen_catalog(goods, seed, images, &dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -223,6 +293,63 @@ fn import(cfg: Config, files: &[PathBuf]) -> Result<(), String> {
             "unchanged": total.unchanged,
             "deleted": total.deleted,
         })
+    );
+    Ok(())
+}
+
+fn emulate(cfg: &Config, a: EmulateArgs) -> Result<(), String> {
+    use obmen::emulator::{self, Options};
+    let lang = cfg.lang;
+    let mut o = Options::new(&a.url, a.files);
+    o.user = a.user.unwrap_or_else(|| cfg.exchange.login.clone());
+    o.password = a
+        .password
+        .or_else(|| cfg.exchange.password.clone())
+        .unwrap_or_default();
+    o.style = a.style;
+    o.zip = a.zip;
+    o.chunk = a.chunk;
+    o.sessions = a.sessions;
+    o.no_import = a.no_import;
+    o.sale = a.sale;
+    o.use_sessid = a.use_sessid;
+    o.timeout = std::time::Duration::from_secs(a.timeout.max(1));
+    o.lang = lang;
+    o.verbose = !a.quiet;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let s = rt.block_on(emulator::run(&o));
+    if a.json {
+        println!("{}", serde_json::to_string(&s).map_err(|e| e.to_string())?);
+    } else {
+        println!("{}", emulator::human_summary(&s, lang));
+    }
+    if s.ok {
+        Ok(())
+    } else {
+        Err(s.errors.first().cloned().unwrap_or_else(|| {
+            lang.pick("обмен не завершен", "the exchange did not complete")
+                .to_string()
+        }))
+    }
+}
+
+fn gen_catalog(goods: u64, seed: u64, images: bool, dir: &Path) -> Result<(), String> {
+    let (report, _) = obmen::gen::generate(
+        dir,
+        &obmen::gen::GenOptions {
+            goods,
+            seed,
+            images,
+        },
+    )
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    println!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
     );
     Ok(())
 }
