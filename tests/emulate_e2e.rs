@@ -7,7 +7,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
@@ -195,23 +196,103 @@ async fn send_without_waiting_is_imported_by_the_server() {
     check_against_expected(&srv, &exp).await;
 }
 
-#[tokio::test]
-#[ignore = "needs the real CommerceML reader (run after merge)"]
-async fn every_realworld_file_goes_through_the_protocol() {
-    let corpus = std::env::var("OBMEN_REALWORLD")
-        .unwrap_or_else(|_| format!("{}/../shared/realworld", env!("CARGO_MANIFEST_DIR")));
-    let srv = Server::start_with(&[("OBMEN_EXCHANGE_ZIP", "false")]);
-    let mut files: Vec<_> = std::fs::read_dir(&corpus)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    for f in &files {
-        for style in ["ut11", "bitrix"] {
-            let v = emulate(&srv.url(), &["--style", style], &[f.as_path()], false);
-            assert_eq!(v["ok"], true, "{} ({style}): {v:#}", f.display());
+/// The corpus folder, as tests/corpus.rs finds it.
+fn corpus_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("OBMEN_REALWORLD") {
+        return Some(PathBuf::from(p));
+    }
+    let mut dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")));
+    while let Some(d) = dir {
+        let c = d.join("shared/realworld");
+        if c.is_dir() {
+            return Some(c);
         }
+        dir = d.parent();
+    }
+    None
+}
+
+/// Every repository's files of the real-world corpus, sent as 1C would (one exchange per source
+/// repository), both styles, zip and plain: all succeed, and the store ends up exactly as an
+/// offline `obmen import` of the same files leaves it — the transport changes nothing.
+#[tokio::test]
+async fn realworld_corpus_through_the_emulator() {
+    let Some(corpus) = corpus_dir() else {
+        assert!(
+            std::env::var("OBMEN_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "the real-world corpus is required (OBMEN_REQUIRE_CORPUS=1) but was not found"
+        );
+        eprintln!("skipped: no shared/realworld corpus found (set OBMEN_REALWORLD)");
+        return;
+    };
+    let mut by_repo: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for e in std::fs::read_dir(&corpus).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".xml") {
+            continue;
+        }
+        let repo = name.split("__").take(2).collect::<Vec<_>>().join("__");
+        by_repo.entry(repo).or_default().push(p);
+    }
+    assert!(by_repo.len() > 10, "corpus looks empty: {corpus:?}");
+    for (i, (repo, files)) in by_repo.iter().enumerate() {
+        // Each file under its own plain name, as 1C names them, in a folder of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let mut staged = Vec::new();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            let plain = name.rsplit("__").next().unwrap().to_string();
+            let target = dir
+                .path()
+                .join(if staged.iter().any(|s: &PathBuf| s.ends_with(&plain)) {
+                    name.clone()
+                } else {
+                    plain
+                });
+            std::fs::copy(f, &target).unwrap();
+            staged.push(target);
+        }
+        // 1C's order: catalogs, then offers, prices and rests, then documents.
+        staged.sort_by_key(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_lowercase();
+            let rank = if n.starts_with("import") {
+                0
+            } else if n.starts_with("offers") {
+                1
+            } else if n.starts_with("prices") || n.starts_with("rests") {
+                2
+            } else {
+                3
+            };
+            (rank, n)
+        });
+        // Reference: the offline pipeline.
+        let offline = tempfile::tempdir().unwrap();
+        let out = obmen()
+            .arg("import")
+            .arg("--data-dir")
+            .arg(offline.path())
+            .args(&staged)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{repo}: offline import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reference = Server::start_in(offline, &[]);
+        let want = reference.summary().await;
+        drop(reference);
+
+        let (style, zip) = if i % 2 == 0 {
+            ("ut11", "no")
+        } else {
+            ("bitrix", "yes")
+        };
+        let srv = Server::start_with(&[("OBMEN_EXCHANGE_ZIP", zip)]);
+        let inputs: Vec<&Path> = staged.iter().map(|p| p.as_path()).collect();
+        emulate(&srv.url(), &["--style", style, "--zip", zip], &inputs, true);
+        assert_eq!(srv.summary().await, want, "{repo} via {style}/{zip}");
     }
 }
