@@ -334,7 +334,7 @@ impl<R: Read> Source<R> {
     /// Move validated UTF-8 from `raw` to `cur`. Returns whether anything was produced.
     fn take_utf8(&mut self) -> io::Result<bool> {
         let avail = &self.raw[self.raw_pos..];
-        let (valid, bad) = match std::str::from_utf8(avail) {
+        let (valid, bad) = match simdutf8::compat::from_utf8(avail) {
             Ok(_) => (avail.len(), false),
             Err(e) => match e.error_len() {
                 // An incomplete sequence at the end of what we have: wait for more bytes.
