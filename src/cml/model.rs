@@ -51,7 +51,7 @@ pub struct Section {
     pub only_changes: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub id: String,
     pub name: String,
@@ -61,14 +61,14 @@ pub struct Group {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PropertyValueVariant {
     /// `ИдЗначения` (Справочник) or `Ид` (Вариант); may be absent for plain `ВариантыЗначений/Значение`.
     pub id: Option<String>,
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Property {
     pub id: String,
     pub name: String,
@@ -84,7 +84,7 @@ pub struct Property {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PriceType {
     pub id: String,
     pub name: String,
@@ -96,7 +96,7 @@ pub struct PriceType {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Warehouse {
     pub id: String,
     pub name: Option<String>,
@@ -119,7 +119,7 @@ pub struct Unit {
 }
 
 /// A value of a property on a good or offer (`ЗначенияСвойств/ЗначенияСвойства`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PropertyValue {
     /// Property `Ид`.
     pub id: String,
@@ -129,13 +129,13 @@ pub struct PropertyValue {
 }
 
 /// A name/value pair: `ЗначениеРеквизита`, `ХарактеристикаТовара`, `СтавкаНалога`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NameValue {
     pub name: String,
     pub value: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Good {
     /// `Ид` as given (may be `guid#guid` when a client exports characteristics as goods).
     pub id: String,
@@ -168,7 +168,7 @@ pub struct Good {
     pub deleted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Price {
     /// `ИдТипаЦены`.
     pub price_type_id: String,
@@ -183,7 +183,7 @@ pub struct Price {
     pub presentation: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StockLevel {
     /// Warehouse `Ид` (`Склад/@ИдСклада`, `Остатки/Остаток/Склад/Ид`,
     /// `Склады/ОстаткиПоСкладам/@ИдСклада`).
@@ -192,7 +192,7 @@ pub struct StockLevel {
     pub quantity: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Offer {
     /// `Ид` as given: `goodId` or `goodId#charId`.
     pub id: String,
