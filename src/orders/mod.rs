@@ -8,6 +8,9 @@ pub mod info;
 pub mod model;
 pub mod store;
 
+#[cfg(test)]
+mod tests;
+
 use crate::config::StatusMapConfig;
 use crate::i18n::Lang;
 
@@ -102,8 +105,48 @@ impl OrderError {
     }
 }
 
+/// `mode=query`: write every order 1C has not confirmed in its current version, and remember
+/// exactly what was written as this session's pending export (committed by `mode=success`).
+/// Orders are loaded in pages inside one read transaction (a consistent snapshot), so memory
+/// does not grow with their number. Returns the sink and how many orders were written.
+pub fn write_query<W: std::io::Write>(
+    conn: &mut crate::store::Conn,
+    session_id: &str,
+    out: W,
+    charset: cml_out::Charset,
+    schema: cml_out::Schema,
+    lang: Lang,
+) -> Result<(W, usize), QueryError> {
+    use diesel::Connection;
+    let generated = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let (out, written) = conn.transaction::<_, QueryError, _>(|conn| {
+        let pending = store::pending_for_1c(conn)?;
+        let mut w = cml_out::QueryWriter::new(out, charset, schema, lang);
+        w.start(&generated)?;
+        let mut written = Vec::with_capacity(pending.len());
+        for page in pending.chunks(500) {
+            let ids: Vec<i32> = page.iter().map(|(id, _)| *id).collect();
+            for o in store::load_many(conn, &ids)? {
+                w.order(&o)?;
+                written.push((o.id, o.version));
+            }
+        }
+        Ok((w.finish()?, written))
+    })?;
+    store::record_export(conn, session_id, &written)?;
+    Ok((out, written.len()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("cannot write the document: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 #[cfg(test)]
-mod tests {
+mod map_tests {
     use super::*;
 
     #[test]
