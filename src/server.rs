@@ -45,6 +45,7 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
             let ex = ex2.clone();
             Box::pin(async move {
                 let res = tokio::task::spawn_blocking(move || {
+                    exchange::sale::process_orphans(&ex, quiet_ms, None)?;
                     exchange::queue_orphan_uploads(&ex, quiet_ms, None)
                 })
                 .await;

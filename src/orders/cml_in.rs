@@ -613,22 +613,24 @@ pub fn import_file(
     map: &StatusMap,
 ) -> Result<ImportStats, ImportError> {
     let hash = file_hash(path).map_err(ParseError::Io)?;
-    let seen: i64 = order_imports::table
-        .filter(
-            order_imports::hash.eq(&hash).or(order_imports::session_id
-                .eq(session_id)
-                .and(order_imports::filename.eq(filename))),
-        )
-        .count()
-        .get_result(conn)?;
-    if seen > 0 {
-        return Ok(ImportStats {
-            already: true,
-            ..Default::default()
-        });
-    }
-    let mut reader = DocReader::open(path)?;
+    // Check and apply in one write transaction: two concurrent imports of the same file cannot
+    // both apply it.
     conn.immediate_transaction(|conn| {
+        let seen: i64 = order_imports::table
+            .filter(
+                order_imports::hash.eq(&hash).or(order_imports::session_id
+                    .eq(session_id)
+                    .and(order_imports::filename.eq(filename))),
+            )
+            .count()
+            .get_result(conn)?;
+        if seen > 0 {
+            return Ok(ImportStats {
+                already: true,
+                ..Default::default()
+            });
+        }
+        let mut reader = DocReader::open(path)?;
         let mut st = ImportStats::default();
         while let Some(doc) = reader.next_doc()? {
             st.documents += 1;

@@ -30,10 +30,13 @@ fn esc(s: &str) -> String {
 
 /// The document as bytes in `charset`.
 pub fn reference_book(charset: Charset, lang: Lang) -> Vec<u8> {
-    let mut s = format!(
-        "<?xml version=\"1.0\" encoding=\"{}\"?>\n<Справочник>\n\t<Cтатусы>\n",
-        charset.label()
-    );
+    charset.encode(&reference_book_text(charset.label(), lang))
+}
+
+/// The document as text, declaring `encoding` (the caller encodes it).
+pub fn reference_book_text(encoding: &str, lang: Lang) -> String {
+    let mut s =
+        format!("<?xml version=\"1.0\" encoding=\"{encoding}\"?>\n<Справочник>\n\t<Cтатусы>\n");
     for st in Status::ALL {
         s.push_str(&format!(
             "\t\t<Элемент>\n\t\t\t<Ид>{}</Ид>\n\t\t\t<Название>{}</Название>\n\t\t</Элемент>\n",
@@ -56,7 +59,7 @@ pub fn reference_book(charset: Charset, lang: Lang) -> Vec<u8> {
         ));
     }
     s.push_str("\t</СлужбыДоставки>\n</Справочник>\n");
-    charset.encode(&s)
+    s
 }
 
 #[cfg(test)]
