@@ -267,7 +267,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deletions,
 );
 
-// --- orders (migrations/sqlite/2026-11-24-000001_orders) ---------------------------------------
+// --- orders (migrations/sqlite/2026-11-25-000010_orders) ---------------------------------------
 
 diesel::table! {
     orders (id) {
