@@ -20,6 +20,7 @@ pub struct Config {
     pub lang: Lang,
     pub exchange: ExchangeConfig,
     pub api: ApiConfig,
+    pub orders: OrdersConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +57,60 @@ pub struct ApiConfig {
     pub token: Option<String>,
 }
 
+/// Orders exchanged with 1C (`type=sale`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersConfig {
+    /// Encoding of the `mode=query` document: `windows-1251` (default) or `utf-8`
+    /// (`OBMEN_ORDERS_ENCODING`).
+    pub encoding: String,
+    /// Schema of the `mode=query` document: `auto` (2.05 flat documents unless the session
+    /// negotiated `version`/`cmlVersion` ≥ 2.10, then 3.1 with `Контейнер`), `2.05` or `3.1`
+    /// (`OBMEN_ORDERS_SCHEMA`).
+    pub schema: String,
+    /// Prefix of obmen's order numbers (`OB-000042`).
+    pub number_prefix: String,
+    /// Which values of 1C's `Статус заказа` mean what (compared without a `[X] ` prefix,
+    /// case-insensitively, `ё` = `е`).
+    pub status_map: StatusMapConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusMapConfig {
+    /// Ready to ship: ship on the marketplace / create the delivery order.
+    pub ready_to_ship: Vec<String>,
+    /// Delete the delivery order.
+    pub delete_delivery: Vec<String>,
+    pub cancelled: Vec<String>,
+    pub shipped: Vec<String>,
+    pub delivered: Vec<String>,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        OrdersConfig {
+            encoding: "windows-1251".into(),
+            schema: "auto".into(),
+            number_prefix: "OB-".into(),
+            status_map: StatusMapConfig::default(),
+        }
+    }
+}
+
+impl Default for StatusMapConfig {
+    fn default() -> Self {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+        StatusMapConfig {
+            ready_to_ship: v(&["Готов к отгрузке"]),
+            delete_delivery: v(&["Удалить заказ на доставку"]),
+            cancelled: v(&["Отменен"]),
+            shipped: v(&["Отгружен"]),
+            delivered: v(&["Доставлен", "Выполнен"]),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -65,6 +120,7 @@ impl Default for Config {
             lang: Lang::Ru,
             exchange: ExchangeConfig::default(),
             api: ApiConfig::default(),
+            orders: OrdersConfig::default(),
         }
     }
 }
@@ -181,6 +237,12 @@ impl Config {
         }
         if let Some(v) = nonempty("OBMEN_API_TOKEN") {
             self.api.token = Some(v);
+        }
+        if let Some(v) = nonempty("OBMEN_ORDERS_ENCODING") {
+            self.orders.encoding = v;
+        }
+        if let Some(v) = nonempty("OBMEN_ORDERS_SCHEMA") {
+            self.orders.schema = v;
         }
         Ok(())
     }

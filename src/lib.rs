@@ -10,6 +10,7 @@ pub mod emulator;
 pub mod exchange;
 pub mod gen;
 pub mod i18n;
+pub mod orders;
 pub mod server;
 pub mod store;
 pub mod web;

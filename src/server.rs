@@ -45,6 +45,9 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
             let ex = ex2.clone();
             Box::pin(async move {
                 let res = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = exchange::sale::process_orphans(&ex, quiet_ms, None) {
+                        tracing::warn!(error = %e, "orders files sent without import: sweep failed");
+                    }
                     exchange::queue_orphan_uploads(&ex, quiet_ms, None)
                 })
                 .await;

@@ -27,15 +27,33 @@ pub struct Answer {
     pub www_authenticate: bool,
     /// An XML document (sale query) rather than text lines.
     pub xml: bool,
+    /// A body streamed from a file (the sale query document), already encoded.
+    pub file: Option<FileBody>,
+}
+
+/// A response body read from a file.
+pub struct FileBody {
+    pub path: std::path::PathBuf,
+    pub content_type: &'static str,
+    /// Remove the file once it is open (a temporary document).
+    pub delete: bool,
 }
 
 impl Answer {
-    fn lines(lines: &[&str]) -> Answer {
+    pub(crate) fn lines(lines: &[&str]) -> Answer {
         Answer {
             status: 200,
             body: lines.join("\n"),
             www_authenticate: false,
             xml: false,
+            file: None,
+        }
+    }
+    pub(crate) fn file(body: FileBody) -> Answer {
+        Answer {
+            file: Some(body),
+            xml: true,
+            ..Answer::lines(&["success"])
         }
     }
     fn success(detail: &str) -> Answer {
@@ -59,7 +77,47 @@ fn encode_text(body: &str) -> Vec<u8> {
     bytes.into_owned()
 }
 
+/// Stream a file body (64 KiB reads on the blocking pool) with its length.
+fn respond_file(f: &FileBody) -> Option<HttpResponse> {
+    let file = std::fs::File::open(&f.path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if f.delete {
+        // The open handle keeps the data readable (unix); nothing is left behind.
+        let _ = std::fs::remove_file(&f.path);
+    }
+    let stream = futures_util::stream::unfold(Some(file), |state| async move {
+        let mut file = state?;
+        let res = web::block(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = file.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((buf, file))
+        })
+        .await;
+        match res {
+            Ok(Ok((buf, _))) if buf.is_empty() => None,
+            Ok(Ok((buf, file))) => Some((Ok(web::Bytes::from(buf)), Some(file))),
+            Ok(Err(e)) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    Some(
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, f.content_type))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header(("Pragma", "no-cache"))
+            .body(actix_web::body::SizedStream::new(len, Box::pin(stream))),
+    )
+}
+
 fn respond(a: &Answer) -> HttpResponse {
+    if let Some(f) = &a.file {
+        if let Some(r) = respond_file(f) {
+            return r;
+        }
+        return respond(&Answer::failure("cannot read the generated document"));
+    }
     let mut b = HttpResponse::build(
         actix_web::http::StatusCode::from_u16(a.status).unwrap_or(actix_web::http::StatusCode::OK),
     );
@@ -248,6 +306,7 @@ async fn handle(
                 ),
                 www_authenticate: true,
                 xml: false,
+                file: None,
             },
             Some((_, false)) => Answer::failure(&t(
                 lang,
@@ -271,6 +330,7 @@ async fn handle(
     match mode.as_str() {
         "init" => init(ex, &session, &params).await,
         "file" => file(ex, &session, filename.as_deref(), req, payload, j).await,
+        "import" if typ == "sale" => super::sale::import(ex, &session, filename.as_deref()).await,
         "import" => import(ex, &session, filename.as_deref()).await,
         "deactivate" if typ == "catalog" => deactivate(ex, &params).await,
         "complete" => {
@@ -286,8 +346,9 @@ async fn handle(
             .await;
             Answer::success(&t(lang, "Обмен завершен.", "Exchange complete."))
         }
-        "query" if typ == "sale" => sale_query_empty(),
-        "success" if typ == "sale" => Answer::success(""),
+        "query" if typ == "sale" => super::sale::query(ex, &session).await,
+        "success" if typ == "sale" => super::sale::success(ex, &session).await,
+        "info" if typ == "sale" => super::sale::info(ex),
         _ => unknown(lang, &typ, &mode),
     }
 }
@@ -298,20 +359,6 @@ fn unknown(lang: Lang, typ: &str, mode: &str) -> Answer {
         Lang::En => format!("Unknown command: type={typ}, mode={mode}."),
     };
     Answer::lines(&["failure", "Unknown command.", &detail])
-}
-
-/// Until the orders module exists, `sale&mode=query` answers a valid document with no orders
-/// (UT11 then imports nothing), never an empty body.
-fn sale_query_empty() -> Answer {
-    let now = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S");
-    Answer {
-        status: 200,
-        body: format!(
-            "<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n<КоммерческаяИнформация ВерсияСхемы=\"2.05\" ДатаФормирования=\"{now}\"/>"
-        ),
-        www_authenticate: false,
-        xml: true,
-    }
 }
 
 async fn checkauth(
@@ -368,6 +415,9 @@ async fn checkauth(
             tokio::task::spawn_blocking(move || {
                 if let Err(e) = super::queue_orphan_uploads(&ex3, 0, Some((&client, now))) {
                     tracing::warn!(error = %e, "cannot queue the uploads of earlier sessions");
+                }
+                if let Err(e) = super::sale::process_orphans(&ex3, 0, Some((&client, now))) {
+                    tracing::warn!(error = %e, "cannot apply the orders files of earlier sessions");
                 }
             });
             j.session = Some(id.clone());

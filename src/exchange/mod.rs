@@ -6,6 +6,7 @@ pub mod handler;
 pub mod jobs;
 pub mod paths;
 pub mod query;
+pub mod sale;
 pub mod zipx;
 
 use std::collections::HashSet;

@@ -266,3 +266,116 @@ diesel::allow_tables_to_appear_in_same_query!(
     stock,
     deletions,
 );
+
+// --- orders (migrations/sqlite/2026-11-25-000010_orders) ---------------------------------------
+
+diesel::table! {
+    orders (id) {
+        id -> Integer,
+        number -> Text,
+        channel -> Text,
+        external_id -> Nullable<Text>,
+        date -> Text,
+        currency -> Text,
+        total -> BigInt,
+        status -> Text,
+        customer -> Text,
+        delivery -> Nullable<Text>,
+        payment -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        requisites -> Text,
+        onec_id -> Nullable<Text>,
+        onec_number -> Nullable<Text>,
+        onec_date -> Nullable<Text>,
+        onec_posted -> Bool,
+        onec_paid -> Bool,
+        onec_payment_number -> Nullable<Text>,
+        onec_payment_date -> Nullable<Text>,
+        onec_shipped -> Bool,
+        onec_shipment_number -> Nullable<Text>,
+        onec_shipment_date -> Nullable<Text>,
+        onec_cancelled -> Bool,
+        onec_deleted -> Bool,
+        onec_status -> Nullable<Text>,
+        onec_updated_at -> Nullable<BigInt>,
+        version -> BigInt,
+        exported_version -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_lines (order_id, position) {
+        order_id -> Integer,
+        position -> Integer,
+        offer_id -> Nullable<Text>,
+        article -> Nullable<Text>,
+        name -> Text,
+        quantity -> BigInt,
+        price -> BigInt,
+        discount -> BigInt,
+        vat -> Nullable<Text>,
+        sum -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_events (id) {
+        id -> Integer,
+        order_id -> Integer,
+        at -> BigInt,
+        source -> Text,
+        kind -> Text,
+        message -> Text,
+        data -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    order_exports (session_id, order_id) {
+        session_id -> Text,
+        order_id -> Integer,
+        version -> BigInt,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_unknown (onec_id) {
+        onec_id -> Text,
+        number -> Nullable<Text>,
+        date -> Nullable<Text>,
+        total -> Nullable<Text>,
+        data -> Text,
+        first_seen_at -> BigInt,
+        last_seen_at -> BigInt,
+        times -> Integer,
+    }
+}
+
+diesel::table! {
+    order_imports (id) {
+        id -> Integer,
+        session_id -> Text,
+        filename -> Text,
+        hash -> Text,
+        documents -> Integer,
+        matched -> Integer,
+        changed -> Integer,
+        unknown -> Integer,
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(order_events -> orders (order_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    orders,
+    order_lines,
+    order_events,
+    order_exports,
+    order_unknown,
+    order_imports,
+);

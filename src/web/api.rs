@@ -14,13 +14,17 @@ use crate::exchange::{Exchange, RequestRow, SessionRow};
 use crate::store::schema::{exchange_requests, exchange_sessions, import_jobs};
 use crate::store::StoreError;
 
-fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn error(
+    status: actix_web::http::StatusCode,
+    code: &str,
+    message: &str,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": code, "message": message}))
 }
 
 /// Check the Bearer token; `Err` is the response to send.
 #[allow(clippy::result_large_err)] // an HttpResponse is the natural error here
-fn authorize(req: &HttpRequest, ex: &Exchange) -> Result<(), HttpResponse> {
+pub(crate) fn authorize(req: &HttpRequest, ex: &Exchange) -> Result<(), HttpResponse> {
     use actix_web::http::StatusCode;
     let Some(token) = ex.cfg.api.token.as_deref() else {
         return Err(error(
@@ -61,7 +65,7 @@ fn authorize(req: &HttpRequest, ex: &Exchange) -> Result<(), HttpResponse> {
     }
 }
 
-async fn run<T: Send + 'static>(
+pub(crate) async fn run<T: Send + 'static>(
     ex: &Arc<Exchange>,
     f: impl FnOnce(&mut crate::store::Conn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, HttpResponse> {

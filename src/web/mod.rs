@@ -1,6 +1,7 @@
 //! HTTP wiring: the exchange endpoints, health checks and the JSON API.
 
 pub mod api;
+pub mod orders_api;
 
 use std::sync::Arc;
 
@@ -29,6 +30,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, ex: Arc<Exchange>) {
             .route("/goods/{id:.*}", web::get().to(api::good))
             .route("/offers/{id:.*}", web::get().to(api::offer))
             .route("/exchanges", web::get().to(api::exchanges))
+            .route("/orders", web::post().to(orders_api::create))
+            .route("/orders", web::get().to(orders_api::list))
+            .route("/orders/{number}", web::get().to(orders_api::get))
             .default_service(web::to(api::not_found)),
     );
 }
