@@ -573,6 +573,10 @@ pub(crate) mod tests {
             .output();
         match out {
             Err(_) => {
+                assert!(
+                    std::env::var("OBMEN_REQUIRE_XMLLINT").as_deref() != Ok("1"),
+                    "xmllint is required (OBMEN_REQUIRE_XMLLINT=1) but not installed"
+                );
                 eprintln!("SKIPPED: xmllint is not installed (apt-get install libxml2-utils)");
                 None
             }

@@ -275,13 +275,15 @@ fn malformed_or_mislabelled_files_change_nothing() {
 
 #[test]
 fn realworld_orders_files_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/realworld");
-    let dir = if dir.is_dir() {
-        dir
-    } else {
-        PathBuf::from("/work/shared/realworld")
-    };
+    let dir = std::env::var_os("OBMEN_REALWORLD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realworld"));
     let Ok(rd) = std::fs::read_dir(&dir) else {
+        assert!(
+            std::env::var("OBMEN_REQUIRE_CORPUS").as_deref() != Ok("1"),
+            "the corpus is required (OBMEN_REQUIRE_CORPUS=1) but missing at {}",
+            dir.display()
+        );
         eprintln!("SKIPPED: no corpus at {}", dir.display());
         return;
     };
