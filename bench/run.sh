@@ -39,7 +39,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   log "cargo build --release"
   cargo build --release --quiet
   cp "$TARGET/release/obmen" "$BIN"
-elif [ ! -x "$BIN" ]; then
+elif [ -x "$TARGET/release/obmen" ]; then
+  # Always the current build: a stale private copy once measured a reader stub.
   cp "$TARGET/release/obmen" "$BIN"
 fi
 

@@ -41,6 +41,9 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Page cache of a pooled connection, KiB (`PRAGMA cache_size` below; the importer raises its own).
+pub const CACHE_KIB: u32 = 16_384;
+
 #[derive(Debug, Clone, Copy)]
 struct SqlitePragmas;
 
@@ -50,7 +53,7 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
             // busy_timeout first: every later statement may wait for a lock. journal_mode=WAL is
             // persistent and was set once by `open`, so this one is a no-op that takes no lock.
             "PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;",
+             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }

@@ -212,7 +212,7 @@ CREATE TABLE prices (
     presentation TEXT,
     changed_at BIGINT NOT NULL,
     PRIMARY KEY (offer_id, price_type_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE stock (
     offer_id TEXT NOT NULL,
@@ -220,7 +220,7 @@ CREATE TABLE stock (
     quantity TEXT NOT NULL,
     changed_at BIGINT NOT NULL,
     PRIMARY KEY (offer_id, warehouse_id)
-);
+) WITHOUT ROWID;
 
 -- Every deletion or deactivation, with its reason.
 CREATE TABLE deletions (
