@@ -69,6 +69,11 @@ pub struct Options {
     pub no_import: bool,
     /// Also run the orders exchange (`type=sale`: query → success, then upload of order files).
     pub sale: bool,
+    /// Skip `mode=success` after the orders query (a dropped success: the server must hand the
+    /// same orders out again at the next query).
+    pub no_success: bool,
+    /// Save the raw orders query answer (as received, in its own charset) to this file.
+    pub save_query: Option<PathBuf>,
     /// Append `&sessid=` (UT 11 setting "use session id"; the Bitrix style always does).
     pub use_sessid: bool,
     /// Per-request timeout (1C: 180 s).
@@ -91,6 +96,8 @@ impl Options {
             sessions: Sessions::PerFile,
             no_import: false,
             sale: false,
+            no_success: false,
+            save_query: None,
             use_sessid: false,
             timeout: Duration::from_secs(180),
             lang: Lang::Ru,
@@ -124,8 +131,13 @@ pub struct FileResult {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SaleResult {
     pub query_bytes: u64,
+    /// `Документ` elements received.
     pub documents: u64,
+    /// Their `Номер` (obmen's order numbers), in document order.
+    pub numbers: Vec<String>,
     pub charset: String,
+    /// Whether `mode=success` was sent (false with `--no-success`).
+    pub success: bool,
 }
 
 /// The JSON summary of one emulated exchange.
@@ -468,6 +480,8 @@ struct Reply {
     /// Decoded text (BOM removed).
     text: String,
     raw_len: u64,
+    /// The raw body, kept only for the orders query (for `--save-query`).
+    raw: Vec<u8>,
     /// `Content-Type` value.
     content_type: String,
 }
@@ -530,6 +544,9 @@ struct Client {
     send_sessid: bool,
     verbose: bool,
     lang: Lang,
+    /// `--no-success` and `--save-query`.
+    no_success: bool,
+    save_query: Option<PathBuf>,
     summary: Summary,
 }
 
@@ -649,6 +666,11 @@ impl Client {
         let reply = Reply {
             text,
             raw_len: raw.len() as u64,
+            raw: if typ == "sale" && mode == "query" {
+                raw.to_vec()
+            } else {
+                Vec::new()
+            },
             content_type,
         };
         if self.verbose {
@@ -1065,14 +1087,35 @@ impl Client {
                 r.text.chars().take(40).collect::<String>()
             )));
         }
+        if let Some(path) = &self.save_query {
+            std::fs::write(path, &r.raw).map_err(|e| Stop(format!("{}: {e}", path.display())))?;
+        }
+        use quick_xml::events::Event;
         let mut documents = 0u64;
+        let mut numbers: Vec<String> = Vec::new();
         let mut rd = quick_xml::Reader::from_str(&r.text);
         let mut root: Option<String> = None;
+        // Open elements; the text of a `Номер` directly inside a `Документ` is collected.
+        let mut stack: Vec<String> = Vec::new();
+        let mut number: Option<String> = None;
         loop {
             match rd.read_event() {
-                Ok(quick_xml::events::Event::Start(e)) | Ok(quick_xml::events::Event::Empty(e)) => {
-                    let local = e.local_name();
-                    let name = local.as_ref().to_string();
+                Ok(Event::Start(e)) => {
+                    let name = e.local_name().as_ref().to_string();
+                    if root.is_none() {
+                        root = Some(name.clone());
+                    }
+                    if name == "Документ" {
+                        documents += 1;
+                    }
+                    if name == "Номер" && stack.last().map(String::as_str) == Some("Документ")
+                    {
+                        number = Some(String::new());
+                    }
+                    stack.push(name);
+                }
+                Ok(Event::Empty(e)) => {
+                    let name = e.local_name().as_ref().to_string();
                     if root.is_none() {
                         root = Some(name.clone());
                     }
@@ -1080,7 +1123,34 @@ impl Client {
                         documents += 1;
                     }
                 }
-                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(Event::Text(t)) => {
+                    if let Some(n) = number.as_mut() {
+                        n.push_str(&t.xml10_content());
+                    }
+                }
+                Ok(Event::GeneralRef(g)) => {
+                    if let Some(n) = number.as_mut() {
+                        match g.resolve_char_ref() {
+                            Ok(Some(c)) => n.push(c),
+                            _ => n.push_str(match g.as_ref() {
+                                "amp" => "&",
+                                "lt" => "<",
+                                "gt" => ">",
+                                "quot" => "\"",
+                                "apos" => "'",
+                                _ => "",
+                            }),
+                        }
+                    }
+                }
+                Ok(Event::End(_)) => {
+                    if stack.pop().as_deref() == Some("Номер") {
+                        if let Some(n) = number.take() {
+                            numbers.push(n.trim().to_string());
+                        }
+                    }
+                }
+                Ok(Event::Eof) => break,
                 Ok(_) => {}
                 Err(e) => {
                     return Err(Stop(format!(
@@ -1105,11 +1175,16 @@ impl Client {
             self.error(m);
         }
         let charset = charset_of(&r.content_type).unwrap_or_default();
-        self.simple("sale", "success", &[]).await?;
+        let success = !self.no_success;
+        if success {
+            self.simple("sale", "success", &[]).await?;
+        }
         Ok(SaleResult {
             query_bytes: r.raw_len,
             documents,
+            numbers,
             charset,
+            success,
         })
     }
 }
@@ -1242,6 +1317,8 @@ pub async fn run(opts: &Options) -> Summary {
         send_sessid: opts.use_sessid || opts.style == Style::Bitrix,
         verbose: opts.verbose,
         lang: opts.lang,
+        no_success: opts.no_success,
+        save_query: opts.save_query.clone(),
         summary,
     };
     // Every XML file appears in the summary from the start (import: skipped until reached).
@@ -1475,11 +1552,16 @@ pub fn human_summary(s: &Summary, lang: Lang) -> String {
     }
     if let Some(q) = &s.sale {
         out.push_str(&format!(
-            "  sale/query: {} {} ({} B, {})\n",
+            "  sale/query: {} {} ({} B, {}){}\n",
             q.documents,
             lang.pick("документов", "documents"),
             q.query_bytes,
-            q.charset
+            q.charset,
+            if q.success {
+                ""
+            } else {
+                lang.pick(", success не отправлен", ", success not sent")
+            }
         ));
     }
     for w in &s.warnings {

@@ -98,6 +98,13 @@ struct EmulateArgs {
     /// Also run the orders exchange (type=sale: query, success, upload of orders*.xml files).
     #[arg(long)]
     sale: bool,
+    /// With --sale: do not send mode=success after the query (a dropped success; the server must
+    /// hand the same orders out again).
+    #[arg(long, requires = "sale")]
+    no_success: bool,
+    /// With --sale: save the raw query answer (as received) to this file.
+    #[arg(long, value_name = "FILE", requires = "sale")]
+    save_query: Option<PathBuf>,
     /// Append &sessid= to every request (UT11 "use session id"; always on for --style bitrix).
     #[arg(long)]
     use_sessid: bool,
@@ -312,6 +319,8 @@ fn emulate(cfg: &Config, a: EmulateArgs) -> Result<(), String> {
     o.sessions = a.sessions;
     o.no_import = a.no_import;
     o.sale = a.sale;
+    o.no_success = a.no_success;
+    o.save_query = a.save_query;
     o.use_sessid = a.use_sessid;
     o.timeout = std::time::Duration::from_secs(a.timeout.max(1));
     o.lang = lang;

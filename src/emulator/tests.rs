@@ -207,7 +207,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, fake: web::Data<Arc<Fake>>) 
             .body(
                 encoding_rs::WINDOWS_1251
                     .encode(
-                        "<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n<КоммерческаяИнформация ВерсияСхемы=\"2.05\"><Документ><Ид>1</Ид></Документ><Документ><Ид>2</Ид></Документ></КоммерческаяИнформация>",
+                        "<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n<КоммерческаяИнформация ВерсияСхемы=\"2.05\"><Документ><Ид>1</Ид><Номер>OB-1</Номер><Товары><Товар><Номер>nested</Номер></Товар></Товары></Документ><Документ><Ид>2</Ид><Номер>OB-&amp;2</Номер></Документ></КоммерческаяИнформация>",
                     )
                     .0
                     .into_owned(),
@@ -629,8 +629,35 @@ async fn sale_query_success_then_orders_upload() {
         .all(|r| r.param("type").as_deref() == Some("sale")));
     let q = s.sale.unwrap();
     assert_eq!(q.documents, 2);
+    assert_eq!(q.numbers, ["OB-1", "OB-&2"]);
+    assert!(q.success);
     assert_eq!(q.charset, "windows-1251");
     assert_eq!(s.files[0].typ, "sale");
+}
+
+#[tokio::test]
+async fn sale_query_without_success_and_saved_answer() {
+    let srv = start(FakeCfg::default());
+    let d = tempfile::tempdir().unwrap();
+    let saved = d.path().join("query.xml");
+    let mut o = opts(&srv.base, vec![]);
+    o.sale = true;
+    o.no_success = true;
+    o.save_query = Some(saved.clone());
+    let s = run(&o).await;
+    assert!(s.ok, "{s:#?}");
+    assert_eq!(srv.sequence(), ["checkauth", "checkauth", "query"]);
+    let q = s.sale.unwrap();
+    assert!(!q.success);
+    assert_eq!(q.documents, 2);
+    // Saved as received: windows-1251 bytes.
+    let raw = std::fs::read(&saved).unwrap();
+    assert_eq!(raw.len() as u64, q.query_bytes);
+    assert!(raw.starts_with(b"<?xml version=\"1.0\" encoding=\"windows-1251\"?>"));
+    assert!(encoding_rs::WINDOWS_1251
+        .decode(&raw)
+        .0
+        .contains("<КоммерческаяИнформация"));
 }
 
 #[tokio::test]
