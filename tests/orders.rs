@@ -317,3 +317,70 @@ async fn success_without_query_commits_nothing_and_files_without_import_are_appl
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// What the 1C-Bitrix module (3.1) sends back: the order in a `Контейнер` together with its
+/// cashless payment and its shipment.
+fn bitrix_documents_file(number: &str) -> Vec<u8> {
+    let doc = |id: &str, num: &str, op: &str, reqs: &str| {
+        format!(
+            "<Документ><Ид>{id}</Ид><Номер>{num}</Номер><Дата>2026-11-24</Дата><Время>10:15:00</Время>\
+<ХозОперация>{op}</ХозОперация><Валюта>руб</Валюта><Курс>1</Курс><Сумма>2700</Сумма>\
+<ЗначенияРеквизитов>{reqs}</ЗначенияРеквизитов></Документ>"
+        )
+    };
+    let req = |n: &str, v: &str| {
+        format!("<ЗначениеРеквизита><Наименование>{n}</Наименование><Значение>{v}</Значение></ЗначениеРеквизита>")
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+<КоммерческаяИнформация xmlns=\"urn:1C.ru:commerceml_3\" ВерсияСхемы=\"3.1\" ДатаФормирования=\"2026-11-25T10:00:00\">\r\n\
+<Контейнер>{}{}{}</Контейнер>\r\n</КоммерческаяИнформация>\r\n",
+        doc(number, number, "Заказ товара", &req("Проведен", "true")),
+        doc(
+            "p-1",
+            "ПП-000123",
+            "Выплата безналичных денег",
+            &req("Проведен", "true")
+        ),
+        doc(
+            "s-1",
+            "РТ-000045",
+            "Отпуск товара",
+            &(req("Проведен", "true") + &req("Дата отгрузки по 1С", "2026-11-25T08:30:00"))
+        ),
+    );
+    xml.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitrix_payment_and_shipment_documents_reach_the_order() {
+    let s = Server::start();
+    seed_offers(&s, &["g1#c1"]);
+    let (_, v) = post_order(&s, &order_body("P-1", "g1#c1")).await;
+    let number = v["number"].as_str().unwrap().to_string();
+    let name = "documents___0f6c7a9e-aaaa-bbbb-cccc-ddddeeeeffff.xml";
+    let r = send_orders(&s, name, bitrix_documents_file(&number), true)
+        .await
+        .unwrap();
+    assert_eq!(r.first(), "success", "{}", r.body);
+    let (_, o) = s.api(&format!("/api/v1/orders/{number}")).await;
+    assert_eq!(o["onec"]["posted"], true, "{o}");
+    assert_eq!(o["onec"]["paid"], true, "{o}");
+    assert_eq!(o["onec"]["shipped"], true, "{o}");
+    assert_eq!(o["status"], "shipped", "{o}");
+    let tl = o["timeline"].as_array().unwrap();
+    for kind in ["paid", "shipped"] {
+        let e = tl
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap_or_else(|| panic!("{kind} missing in {o}"));
+        assert_eq!(e["source"], "1c", "{e}");
+    }
+    let paid = tl.iter().find(|e| e["kind"] == "paid").unwrap();
+    assert!(paid.to_string().contains("ПП-000123"), "{paid}");
+    let shipped = tl.iter().find(|e| e["kind"] == "shipped").unwrap();
+    assert!(
+        shipped.to_string().contains("2026-11-25T08:30:00"),
+        "{shipped}"
+    );
+}

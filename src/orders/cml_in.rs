@@ -47,6 +47,9 @@ pub struct OnecDoc {
     pub lines: Vec<OnecLine>,
     /// Whether the document had a `Товары` element at all.
     pub has_goods: bool,
+    /// 1-based index of the `Контейнер` (3.1) the document came in; None for flat documents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<u64>,
 }
 
 impl OnecDoc {
@@ -257,6 +260,9 @@ pub struct DocReader {
     doc_depth: usize,
     req: (Option<String>, Option<String>),
     root_seen: bool,
+    /// `Контейнер`s opened so far, and the one the parser is inside of (if any).
+    containers: u64,
+    in_container: Option<u64>,
     pub encoding: &'static str,
 }
 
@@ -312,6 +318,8 @@ impl DocReader {
             doc_depth: 0,
             req: (None, None),
             root_seen: false,
+            containers: 0,
+            in_container: None,
             encoding: enc.name(),
         })
     }
@@ -428,8 +436,15 @@ impl DocReader {
                 return Err(ParseError::NotCommerceMl(name));
             }
         }
+        if name == "Контейнер" && self.doc.is_none() {
+            self.containers += 1;
+            self.in_container = Some(self.containers);
+        }
         if name == "Документ" && self.doc.is_none() {
-            self.doc = Some(OnecDoc::default());
+            self.doc = Some(OnecDoc {
+                container: self.in_container,
+                ..Default::default()
+            });
             self.doc_depth = self.stack.len();
         } else if self.doc.is_some() {
             let rel = &self.stack[self.doc_depth + 1..];
@@ -459,6 +474,9 @@ impl DocReader {
         let text = std::mem::take(&mut self.text);
         let value = text.trim().to_string();
         let Some(doc) = self.doc.as_mut() else {
+            if name == "Контейнер" {
+                self.in_container = None;
+            }
             return Ok(None);
         };
         if self.stack.len() == self.doc_depth {
@@ -540,6 +558,9 @@ pub struct ImportStats {
     pub changed: u64,
     pub unknown: u64,
     pub skipped: u64,
+    /// Payment / shipment documents of a 3.1 `Контейнер` applied to the container's order.
+    pub payments: u64,
+    pub shipments: u64,
     /// The same file (session + name, or the same content) was applied before: nothing done.
     pub already: bool,
 }
@@ -632,18 +653,21 @@ pub fn import_file(
         }
         let mut reader = DocReader::open(path)?;
         let mut st = ImportStats::default();
+        // Documents of one `Контейнер` are applied together (the order first, then its payments
+        // and shipments, whatever their order in the file); flat documents one by one.
+        let mut group: Vec<OnecDoc> = Vec::new();
         while let Some(doc) = reader.next_doc()? {
             st.documents += 1;
-            match apply_doc(conn, &doc, map)? {
-                Applied::Changed => {
-                    st.matched += 1;
-                    st.changed += 1;
-                }
-                Applied::Unchanged => st.matched += 1,
-                Applied::Unknown => st.unknown += 1,
-                Applied::Skipped => st.skipped += 1,
+            if group.first().is_some_and(|g| g.container != doc.container) {
+                apply_group(conn, std::mem::take(&mut group), map, &mut st)?;
+            }
+            if doc.container.is_some() {
+                group.push(doc);
+            } else {
+                apply_group(conn, vec![doc], map, &mut st)?;
             }
         }
+        apply_group(conn, group, map, &mut st)?;
         diesel::insert_into(order_imports::table)
             .values((
                 order_imports::session_id.eq(session_id),
@@ -659,6 +683,172 @@ pub fn import_file(
             .execute(conn)?;
         Ok(st)
     })
+}
+
+/// What a document is, by its `ХозОперация` (CML 2.05–2.10 enumeration plus the names UT 11
+/// and the 1C-Bitrix module use for subordinate documents of a `Контейнер`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DocKind {
+    Order,
+    Payment,
+    Shipment,
+    Other,
+}
+
+pub fn doc_kind(doc: &OnecDoc) -> DocKind {
+    let Some(op) = doc.operation.as_deref() else {
+        return DocKind::Order;
+    };
+    let op = op.trim().to_lowercase();
+    match op.as_str() {
+        "заказ товара" => DocKind::Order,
+        "выплата наличных денег"
+        | "выплата безналичных денег"
+        | "эквайринговая операция"
+        | "поступление наличных денежных средств"
+        | "поступление безналичных денежных средств"
+        | "оплата"
+        | "приходный кассовый ордер"
+        | "поступление денежных средств" => DocKind::Payment,
+        "отпуск товара" | "реализация товаров" | "реализация товаров и услуг" | "отгрузка" => {
+            DocKind::Shipment
+        }
+        _ => DocKind::Other,
+    }
+}
+
+/// Apply the documents of one `Контейнер` (or one flat document): orders as such; a payment or a
+/// shipment document goes to the order of its container, as the equivalent order requisites of
+/// 2.x files (`Номер оплаты по 1С`/`Дата оплаты по 1С`/`Заказ оплачен`, `Номер отгрузки по 1С`/
+/// `Дата отгрузки по 1С`/`Отгружен`) would. Without a known order in the container it is skipped.
+fn apply_group(
+    conn: &mut Conn,
+    group: Vec<OnecDoc>,
+    map: &StatusMap,
+    st: &mut ImportStats,
+) -> Result<(), ImportError> {
+    let (orders_, subs): (Vec<OnecDoc>, Vec<OnecDoc>) = group
+        .into_iter()
+        .partition(|d| d.container.is_none() || doc_kind(d) == DocKind::Order);
+    let mut target: Option<(String, bool)> = None;
+    for doc in &orders_ {
+        match apply_doc(conn, doc, map)? {
+            Applied::Changed => {
+                st.matched += 1;
+                st.changed += 1;
+                if target.is_none() {
+                    target = find_order(conn, doc)?.map(|r| (r.number, true));
+                }
+            }
+            Applied::Unchanged => {
+                st.matched += 1;
+                if target.is_none() {
+                    target = find_order(conn, doc)?.map(|r| (r.number, false));
+                }
+            }
+            Applied::Unknown => st.unknown += 1,
+            Applied::Skipped => st.skipped += 1,
+        }
+    }
+    for doc in &subs {
+        let kind = doc_kind(doc);
+        let Some((number, counted)) = target.as_mut() else {
+            st.skipped += 1;
+            continue;
+        };
+        let Some(synthetic) = subordinate_as_requisites(conn, number, doc, kind)? else {
+            st.skipped += 1;
+            continue;
+        };
+        match kind {
+            DocKind::Payment => st.payments += 1,
+            _ => st.shipments += 1,
+        }
+        if apply_doc(conn, &synthetic, map)? == Applied::Changed && !*counted {
+            *counted = true;
+            st.changed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A payment or shipment document rewritten as the order requisites of a 2.x file (matched by
+/// our order number). A document not in force (unposted, cancelled or marked for deletion)
+/// withdraws the payment / shipment only if it is the one the order records; else None.
+fn subordinate_as_requisites(
+    conn: &mut Conn,
+    order_number: &str,
+    doc: &OnecDoc,
+    kind: DocKind,
+) -> Result<Option<OnecDoc>, ImportError> {
+    let (num_req, date_req, flag_req) = match kind {
+        DocKind::Payment => ("Номер оплаты по 1С", "Дата оплаты по 1С", "Заказ оплачен"),
+        DocKind::Shipment => ("Номер отгрузки по 1С", "Дата отгрузки по 1С", "Отгружен"),
+        _ => return Ok(None),
+    };
+    let number = doc
+        .req(&[num_req])
+        .map(str::to_string)
+        .or_else(|| doc.number_1c.as_deref().map(|x| x.trim().to_string()))
+        .or_else(|| doc.number.as_deref().map(|x| x.trim().to_string()))
+        .filter(|x| !x.is_empty());
+    let date = doc
+        .req(&[date_req])
+        .map(str::to_string)
+        .or_else(|| doc.date_1c.clone())
+        .or_else(|| {
+            doc.date.as_ref().map(|d| match doc.time.as_deref() {
+                Some(t) if !d.contains('T') => format!("{}T{}", d.trim(), t.trim()),
+                _ => d.trim().to_string(),
+            })
+        });
+    let deleted = doc
+        .deletion_mark
+        .as_deref()
+        .and_then(parse_bool)
+        .or_else(|| doc.req_bool(&["ПометкаУдаления"]))
+        .unwrap_or(false);
+    let in_force = doc.req_bool(&["Проведен"]).unwrap_or(true)
+        && !doc.req_bool(&["Отменен"]).unwrap_or(false)
+        && !deleted
+        && doc
+            .req_bool(match kind {
+                DocKind::Payment => &["Заказ оплачен", "Оплачен"],
+                _ => &["Отгружен"],
+            })
+            .unwrap_or(true);
+    let mut requisites = Vec::new();
+    if in_force {
+        if let Some(n) = number {
+            requisites.push((num_req.to_string(), n));
+        }
+        if let Some(d) = date {
+            requisites.push((date_req.to_string(), d));
+        }
+        requisites.push((flag_req.to_string(), "true".to_string()));
+    } else {
+        let row = orders::table
+            .select(OrderRow::as_select())
+            .filter(orders::number.eq(order_number))
+            .first(conn)
+            .optional()?;
+        let recorded = row.map(|r| {
+            let o = r.into_order(Vec::new()).onec;
+            match kind {
+                DocKind::Payment => o.payment_number,
+                _ => o.shipment_number,
+            }
+        });
+        if number.is_none() || recorded.flatten() != number {
+            return Ok(None);
+        }
+        requisites.push((flag_req.to_string(), "false".to_string()));
+    }
+    Ok(Some(OnecDoc {
+        number: Some(order_number.to_string()),
+        requisites,
+        ..Default::default()
+    }))
 }
 
 #[derive(Debug, PartialEq)]

@@ -305,3 +305,89 @@ fn realworld_orders_files_parse() {
     }
     assert!(seen >= 6, "orders files found: {seen}");
 }
+
+#[test]
+fn payments_and_shipments_of_a_container_apply_to_its_order() {
+    let (_d, pool) = db();
+    let c = &mut pool.get().unwrap();
+    for x in ["X-1", "X-2", "X-3"] {
+        store::create(c, &input(x), "OB-", Source::Api).unwrap();
+    }
+    let st = import(c, "bitrix-3.1-payments.xml", "in1").unwrap();
+    assert_eq!(st.documents, 11);
+    assert_eq!((st.matched, st.changed, st.unknown), (3, 3, 1));
+    assert_eq!((st.payments, st.shipments), (2, 2));
+    // Unposted payment, cancelled shipment not on record, payment of an unknown order.
+    assert_eq!(st.skipped, 3);
+
+    // Bitrix module names: «Выплата безналичных денег», «Отпуск товара».
+    let o1 = store::get(c, "OB-000001").unwrap().unwrap();
+    assert!(o1.onec.paid);
+    assert_eq!(o1.onec.payment_number.as_deref(), Some("ПП-000123"));
+    assert_eq!(o1.onec.payment_date.as_deref(), Some("2026-11-24T10:15:00"));
+    assert!(o1.onec.shipped);
+    assert_eq!(o1.onec.shipment_number.as_deref(), Some("РТ-000045"));
+    assert_eq!(
+        o1.onec.shipment_date.as_deref(),
+        Some("2026-11-25T08:30:00")
+    );
+    assert_eq!(o1.status, Status::Shipped);
+    let tl = store::timeline(c, o1.id).unwrap();
+    for kind in ["paid", "shipped"] {
+        let e = tl
+            .iter()
+            .find(|e| e.kind == kind)
+            .unwrap_or_else(|| panic!("{kind}"));
+        assert_eq!(e.source, Source::OneC.as_str(), "{kind}");
+    }
+
+    // Documents not in force change nothing.
+    let o2 = store::get(c, "OB-000002").unwrap().unwrap();
+    assert!(!o2.onec.paid && !o2.onec.shipped);
+    assert!(o2.onec.payment_number.is_none() && o2.onec.shipment_number.is_none());
+
+    // UT 11 names, the payment ahead of the order; Номер1С/Дата1С of the shipment win.
+    let o3 = store::get(c, "OB-000003").unwrap().unwrap();
+    assert!(o3.onec.paid);
+    assert_eq!(o3.onec.payment_number.as_deref(), Some("0000-000777"));
+    assert_eq!(o3.onec.payment_date.as_deref(), Some("2026-11-24T13:00:00"));
+    assert!(o3.onec.shipped);
+    assert_eq!(o3.onec.shipment_number.as_deref(), Some("РТУ-888"));
+    assert_eq!(
+        o3.onec.shipment_date.as_deref(),
+        Some("2026-11-25T14:05:00")
+    );
+    let k = kinds(c, "OB-000003");
+    assert!(
+        k.contains(&"paid".into()) && k.contains(&"shipped".into()),
+        "{k:?}"
+    );
+
+    // Changes from 1C do not trigger a re-send; applied once.
+    assert!(import(c, "bitrix-3.1-payments.xml", "in2").unwrap().already);
+}
+
+#[test]
+fn a_payment_withdrawn_in_1c_clears_the_paid_flag() {
+    let (_d, pool) = db();
+    let c = &mut pool.get().unwrap();
+    store::create(c, &input("X-1"), "OB-", Source::Api).unwrap();
+    import(c, "bitrix-3.1-payments.xml", "in1").unwrap();
+    assert!(store::get(c, "OB-000001").unwrap().unwrap().onec.paid);
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(fixture("bitrix-3.1-payments.xml")).unwrap();
+    // The same payment document, now unposted.
+    let pay = src.find("ПП-000123").unwrap();
+    let posted = pay + src[pay..].find("<Значение>true</Значение>").unwrap();
+    let changed = format!(
+        "{}<Значение>false</Значение>{}",
+        &src[..posted],
+        &src[posted + "<Значение>true</Значение>".len()..]
+    );
+    let p = dir.path().join("documents2.xml");
+    std::fs::write(&p, changed).unwrap();
+    cml_in::import_file(c, &p, "in2", "documents2.xml", &StatusMap::default()).unwrap();
+    let o = store::get(c, "OB-000001").unwrap().unwrap();
+    assert!(!o.onec.paid);
+    assert!(o.onec.shipped);
+}
