@@ -307,14 +307,19 @@ impl<W: Write> QueryWriter<W> {
         let k = d + 2;
         self.el(k, "Ид", &format!("{}#{}", o.channel, key));
         self.el(k, "Наименование", &name);
-        self.el(k, "Роль", "Покупатель");
-        self.el(
-            k,
-            "ПолноеНаименование",
-            c.legal_name.as_deref().unwrap_or(&name),
-        );
+        // CommerceML's choice of a legal entity's requisites or a person's (what the 1C-Bitrix
+        // module writes too): a company gets ОфициальноеНаименование/ЮридическийАдрес/ИНН/КПП, a
+        // person ПолноеНаименование/ИНН/КПП/АдресРегистрации.
+        let address = c.address.as_deref().filter(|a| !a.is_empty());
         if let Some(l) = &c.legal_name {
             self.el(k, "ОфициальноеНаименование", l);
+            if let Some(a) = address {
+                self.open(k, "ЮридическийАдрес");
+                self.el(k + 1, "Представление", a);
+                self.close(k, "ЮридическийАдрес");
+            }
+        } else {
+            self.el(k, "ПолноеНаименование", &name);
         }
         if let Some(v) = &c.inn {
             self.el(k, "ИНН", v);
@@ -322,7 +327,7 @@ impl<W: Write> QueryWriter<W> {
         if let Some(v) = &c.kpp {
             self.el(k, "КПП", v);
         }
-        if let Some(a) = c.address.as_deref().filter(|a| !a.is_empty()) {
+        if let (None, Some(a)) = (&c.legal_name, address) {
             self.open(k, "АдресРегистрации");
             self.el(k + 1, "Представление", a);
             self.close(k, "АдресРегистрации");
@@ -343,6 +348,9 @@ impl<W: Write> QueryWriter<W> {
             }
             self.close(k, "Контакты");
         }
+        // Last, as CommerceML's document counterparty (an extension of `Контрагент`) and the
+        // 1C-Bitrix module place it.
+        self.el(k, "Роль", "Покупатель");
         self.close(d + 1, "Контрагент");
         self.close(d, "Контрагенты");
     }
@@ -363,18 +371,8 @@ impl<W: Write> QueryWriter<W> {
             self.buf.push_str("  ");
         }
         self.buf.push_str("<БазоваяЕдиница Код=\"796\" НаименованиеПолное=\"Штука\" МеждународноеСокращение=\"PCE\">шт</БазоваяЕдиница>\n");
-        self.el(k, "ЦенаЗаЕдиницу", &l.price.to_string());
-        self.el(k, "Количество", &l.quantity.to_string());
-        self.el(k, "Сумма", &l.sum.to_string());
-        if l.discount.0 != 0 {
-            self.open(k, "Скидки");
-            self.open(k + 1, "Скидка");
-            self.el(k + 2, "Наименование", "Скидка");
-            self.el(k + 2, "Сумма", &l.discount.to_string());
-            self.el(k + 2, "УчтеноВСумме", "true");
-            self.close(k + 1, "Скидка");
-            self.close(k, "Скидки");
-        }
+        // CommerceML order: the elements of the base `Товар` (tax rates, requisites) before those
+        // of the document line (price, quantity, sum, discounts).
         if let Some(v) = l.vat.as_deref() {
             self.open(k, "СтавкиНалогов");
             self.open(k + 1, "СтавкаНалога");
@@ -392,6 +390,18 @@ impl<W: Write> QueryWriter<W> {
         self.requisite(k + 1, "ВидНоменклатуры", kind);
         self.requisite(k + 1, "ТипНоменклатуры", kind);
         self.close(k, "ЗначенияРеквизитов");
+        self.el(k, "ЦенаЗаЕдиницу", &l.price.to_string());
+        self.el(k, "Количество", &l.quantity.to_string());
+        self.el(k, "Сумма", &l.sum.to_string());
+        if l.discount.0 != 0 {
+            self.open(k, "Скидки");
+            self.open(k + 1, "Скидка");
+            self.el(k + 2, "Наименование", "Скидка");
+            self.el(k + 2, "Сумма", &l.discount.to_string());
+            self.el(k + 2, "УчтеноВСумме", "true");
+            self.close(k + 1, "Скидка");
+            self.close(k, "Скидки");
+        }
         self.close(t, "Товар");
     }
 
@@ -611,6 +621,138 @@ pub(crate) mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The reference CommerceML schemas (../shared/reference/xsd, or OBMEN_REFERENCE_XSD) each
+    /// document style is checked against: file name, and the schema style it applies to.
+    const REFERENCE_SCHEMAS: &[(&str, Schema)] = &[
+        (
+            "89202955480__almamed__wa-apps__shop__plugins__cml1c__xml__CML205.xsd",
+            Schema::V205,
+        ),
+        ("imega-teleport__xml2db__xsd__cml206.xsd", Schema::V205),
+        ("imega-teleport__xml2db__xsd__cml209.xsd", Schema::V205),
+        (
+            "carono__yii2-1c-exchange__files__doc__commerceML-2.10.xsd",
+            Schema::V205,
+        ),
+        (
+            "carono__yii2-1c-exchange__files__doc__commerceML-2.10.xsd",
+            Schema::V31,
+        ),
+        (
+            "dobromyslov__commerceml-parser__doc__commerceml-2.10.xsd",
+            Schema::V31,
+        ),
+    ];
+
+    /// Undo the deviations xsd/README.md lists (what 1C and the 1C-Bitrix module need and the
+    /// published schemas lack): put the root into the schema's namespace, drop 3.1's
+    /// `Контейнер` wrappers and its number/date format attributes on the root.
+    fn as_reference(doc: &str, namespace: &str) -> String {
+        let (head, body) = doc.split_at(doc.find("<КоммерческаяИнформация ").unwrap());
+        let root_end = body.find('>').unwrap();
+        let mut root = body[..root_end].to_string();
+        for attr in [
+            "ФорматДаты",
+            "ФорматВремени",
+            "РазделительДатаВремя",
+            "ФорматСуммы",
+            "ФорматКоличества",
+        ] {
+            if let Some(a) = root.find(&format!(" {attr}=\"")) {
+                let v = a + attr.len() + 3;
+                let end = v + root[v..].find('"').unwrap() + 1;
+                root.replace_range(a..end, "");
+            }
+        }
+        let root = root.replacen(
+            "<КоммерческаяИнформация ",
+            &format!("<КоммерческаяИнформация xmlns=\"{namespace}\" "),
+            1,
+        );
+        let rest: String = body[root_end..]
+            .lines()
+            .filter(|l| !matches!(l.trim(), "<Контейнер>" | "</Контейнер>"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("{head}{root}{rest}")
+    }
+
+    #[test]
+    fn emitted_documents_validate_against_the_reference_schemas() {
+        let dir = std::env::var_os("OBMEN_REFERENCE_XSD")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                // ../shared next to the checkout (or next to the folder of a worktree).
+                let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+                here.ancestors()
+                    .skip(1)
+                    .map(|a| a.join("shared/reference/xsd"))
+                    .find(|p| p.is_dir())
+                    .unwrap_or_else(|| here.join("../shared/reference/xsd"))
+            });
+        if !dir.is_dir() {
+            assert!(
+                std::env::var("OBMEN_REQUIRE_CORPUS").as_deref() != Ok("1"),
+                "the reference schemas are required (OBMEN_REQUIRE_CORPUS=1) but missing at {}",
+                dir.display()
+            );
+            eprintln!("SKIPPED: no reference schemas at {}", dir.display());
+            return;
+        }
+        let mut company = sample("OB-000002");
+        company.customer = Customer {
+            legal_name: Some("ООО \"Ромашка\"".into()),
+            inn: Some("7700000000".into()),
+            kpp: Some("770001001".into()),
+            address: Some("Москва, ул. Ленина, 1".into()),
+            phone: Some("+74950000000".into()),
+            ..Default::default()
+        };
+        company.lines[0].discount = Money(1000);
+        company.payment = Some(Payment {
+            method: None,
+            paid: true,
+            date: Some("2026-11-23T11:00:00+03:00".into()),
+        });
+        let orders = [sample("OB-000001"), company];
+        for (file, schema) in REFERENCE_SCHEMAS {
+            let xsd = dir.join(file);
+            assert!(xsd.is_file(), "reference schema missing: {}", xsd.display());
+            let text = std::fs::read_to_string(&xsd).unwrap();
+            let ns = text
+                .split("targetNamespace=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap();
+            let doc = String::from_utf8(render(&orders, Charset::Utf8, *schema)).unwrap();
+            let tmp = tempfile::tempdir().unwrap();
+            let f = tmp.path().join("doc.xml");
+            std::fs::write(&f, as_reference(&doc, ns)).unwrap();
+            let out = match std::process::Command::new("xmllint")
+                .arg("--noout")
+                .arg("--schema")
+                .arg(&xsd)
+                .arg(&f)
+                .output()
+            {
+                Ok(o) => o,
+                Err(_) => {
+                    assert!(
+                        std::env::var("OBMEN_REQUIRE_XMLLINT").as_deref() != Ok("1"),
+                        "xmllint is required (OBMEN_REQUIRE_XMLLINT=1) but not installed"
+                    );
+                    eprintln!("SKIPPED: xmllint is not installed");
+                    return;
+                }
+            };
+            assert!(
+                out.status.success(),
+                "{schema:?} against {file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
