@@ -359,13 +359,19 @@ impl DocReader {
             match ev {
                 XmlEvent::Start(s) => {
                     let name = s.local_name().as_ref().to_string();
+                    let attrs = Self::attributes(self.doc.is_some(), &name, &s);
                     drop(s);
+                    let attrs = attrs.map_err(|e| self.xml_err(e))?;
                     self.start(name)?;
+                    self.take_attributes(attrs);
                 }
                 XmlEvent::Empty(s) => {
                     let name = s.local_name().as_ref().to_string();
+                    let attrs = Self::attributes(self.doc.is_some(), &name, &s);
                     drop(s);
+                    let attrs = attrs.map_err(|e| self.xml_err(e))?;
                     self.start(name)?;
+                    self.take_attributes(attrs);
                     if let Some(d) = self.end()? {
                         return Ok(Some(d));
                     }
@@ -421,6 +427,67 @@ impl DocReader {
                     }
                     return Ok(None);
                 }
+                _ => {}
+            }
+        }
+    }
+
+    /// Attributes of `Документ` and of its `ЗначениеРеквизита` (old 1C versions write documents
+    /// as `<Документ Номер="…" Дата="…" ХозОперация="…"/>`); none of other elements.
+    fn attributes(
+        in_doc: bool,
+        name: &str,
+        s: &quick_xml::events::BytesStart,
+    ) -> Result<Vec<(String, String)>, String> {
+        let wanted = (name == "Документ" && !in_doc) || (name == "ЗначениеРеквизита" && in_doc);
+        if !wanted {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for a in s.attributes() {
+            let a = a.map_err(|e| e.to_string())?;
+            let key = a.key.local_name().as_ref().to_string();
+            let value = a
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| e.to_string())?;
+            out.push((key, value.trim().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Apply the attributes of the element just started (see `attributes`); child elements of
+    /// the same name, read later, do not override them.
+    fn take_attributes(&mut self, attrs: Vec<(String, String)>) {
+        let Some(doc) = self.doc.as_mut() else {
+            return;
+        };
+        for (k, v) in attrs {
+            if v.is_empty() {
+                continue;
+            }
+            match self.stack.last().map(String::as_str) {
+                Some("Документ") if self.stack.len() == self.doc_depth + 1 => {
+                    let slot = match k.as_str() {
+                        "Ид" => &mut doc.id,
+                        "Номер" => &mut doc.number,
+                        "Дата" => &mut doc.date,
+                        "Время" => &mut doc.time,
+                        "ХозОперация" => &mut doc.operation,
+                        "Валюта" => &mut doc.currency,
+                        "Сумма" => &mut doc.sum,
+                        "Комментарий" => &mut doc.comment,
+                        "Номер1С" => &mut doc.number_1c,
+                        "Дата1С" => &mut doc.date_1c,
+                        "ПометкаУдаления" => &mut doc.deletion_mark,
+                        _ => continue,
+                    };
+                    *slot = Some(v);
+                }
+                Some("ЗначениеРеквизита") => match k.as_str() {
+                    "Наименование" => self.req.0 = Some(v),
+                    "Значение" => self.req.1 = Some(v),
+                    _ => {}
+                },
                 _ => {}
             }
         }
@@ -1345,6 +1412,20 @@ mod tests {
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].req(&["Статус заказа"]), Some("[F] Доставлен"));
         assert_eq!(docs[0].req(&["Метод оплаты"]), Some("Наличный расчет"));
+    }
+
+    #[test]
+    fn old_attribute_style_documents() {
+        let docs = all("old-attributes-cp1251.xml").unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].number.as_deref(), Some("OB-000001"));
+        assert_eq!(docs[0].number_1c.as_deref(), Some("ЗК-0042"));
+        assert_eq!(docs[0].date_1c.as_deref(), Some("2008-03-28 10:11:12"));
+        assert_eq!(docs[0].sum.as_deref(), Some("2700"));
+        assert_eq!(docs[1].req_bool(&["Проведен"]), Some(true));
+        assert_eq!(docs[1].req(&["Номер оплаты по 1С"]), Some("ПКО-7 & 8"));
+        assert_eq!(docs[2].operation.as_deref(), Some("Отпуск товара"));
+        assert_eq!(doc_kind(&docs[2]), DocKind::Shipment);
     }
 
     #[test]

@@ -391,3 +391,22 @@ fn a_payment_withdrawn_in_1c_clears_the_paid_flag() {
     assert!(!o.onec.paid);
     assert!(o.onec.shipped);
 }
+
+#[test]
+fn old_attribute_style_documents_apply() {
+    let (_d, pool) = db();
+    let c = &mut pool.get().unwrap();
+    for x in ["X-1", "X-2", "X-3"] {
+        store::create(c, &input(x), "OB-", Source::Api).unwrap();
+    }
+    let st = import(c, "old-attributes-cp1251.xml", "in1").unwrap();
+    // A flat shipment document has no container to tie it to an order: skipped.
+    assert_eq!((st.documents, st.matched, st.skipped), (3, 2, 1));
+    let o1 = store::get(c, "OB-000001").unwrap().unwrap();
+    assert_eq!(o1.onec.number.as_deref(), Some("ЗК-0042"));
+    assert_eq!(o1.onec.date.as_deref(), Some("2008-03-28T10:11:12"));
+    let o2 = store::get(c, "OB-000002").unwrap().unwrap();
+    assert!(o2.onec.posted && o2.onec.paid);
+    assert_eq!(o2.onec.payment_number.as_deref(), Some("ПКО-7 & 8"));
+    assert_eq!(o2.onec.payment_date.as_deref(), Some("2008-03-28T09:00:00"));
+}
