@@ -30,6 +30,8 @@ pub enum OrderError {
     NotFound(String),
     #[error("database error: {0}")]
     Db(#[from] diesel::result::Error),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// What a 1C `Статус заказа` value means to obmen.

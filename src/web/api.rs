@@ -65,29 +65,47 @@ pub(crate) fn authorize(req: &HttpRequest, ex: &Exchange) -> Result<(), HttpResp
     }
 }
 
-pub(crate) async fn run<T: Send + 'static>(
+/// Run `f` on a pooled connection off the async workers; `on_error` turns its error into the
+/// response (a connection that cannot be had arrives there as `E::from(StoreError)`).
+pub(crate) async fn run_with<T, E>(
     ex: &Arc<Exchange>,
-    f: impl FnOnce(&mut crate::store::Conn) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, HttpResponse> {
+    f: impl FnOnce(&mut crate::store::Conn) -> Result<T, E> + Send + 'static,
+    on_error: impl FnOnce(E) -> HttpResponse,
+) -> Result<T, HttpResponse>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
     let pool = ex.pool.clone();
-    let res = web::block(move || -> Result<T, StoreError> {
-        let mut c = pool.get()?;
+    let res = web::block(move || -> Result<T, E> {
+        let mut c = pool.get().map_err(StoreError::from)?;
         f(&mut c)
     })
     .await;
     match res {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error(
-            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "database",
-            &e.to_string(),
-        )),
+        Ok(Err(e)) => Err(on_error(e)),
         Err(e) => Err(error(
             actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             &e.to_string(),
         )),
     }
+}
+
+/// [`run_with`] for store queries: any error is a 500 `database`.
+pub(crate) async fn run<T: Send + 'static>(
+    ex: &Arc<Exchange>,
+    f: impl FnOnce(&mut crate::store::Conn) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    run_with(ex, f, |e| {
+        error(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "database",
+            &e.to_string(),
+        )
+    })
+    .await
 }
 
 pub async fn summary(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpResponse {

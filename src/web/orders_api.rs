@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::{authorize, error};
+use super::api::{authorize, error, run_with};
 use crate::exchange::Exchange;
 use crate::orders::model::{Order, OrderInput, Source, Status};
 use crate::orders::{store, OrderError};
@@ -86,25 +86,8 @@ async fn block<T: Send + 'static>(
     ex: &Arc<Exchange>,
     f: impl FnOnce(&mut crate::store::Conn) -> Result<T, OrderError> + Send + 'static,
 ) -> Result<T, HttpResponse> {
-    let pool = ex.pool.clone();
     let lang = ex.lang();
-    let res = web::block(move || -> Result<T, OrderError> {
-        let mut c = pool.get().map_err(|e| OrderError::Invalid {
-            field: "database".into(),
-            message: e.to_string(),
-        })?;
-        f(&mut c)
-    })
-    .await;
-    match res {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(order_error(&e, lang)),
-        Err(e) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            &e.to_string(),
-        )),
-    }
+    run_with(ex, f, |e| order_error(&e, lang)).await
 }
 
 fn order_error(e: &OrderError, lang: crate::i18n::Lang) -> HttpResponse {
@@ -120,15 +103,14 @@ fn order_error(e: &OrderError, lang: crate::i18n::Lang) -> HttpResponse {
                 "error": "invalid_line", "message": msg, "line": line, "offer_id": offer_id,
             }))
         }
-        OrderError::Invalid { field, .. } if field == "database" => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "database", &msg)
-        }
         OrderError::Invalid { field, .. } => HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
             .json(json!({
                 "error": "invalid", "message": msg, "field": field,
             })),
         OrderError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", &msg),
-        OrderError::Db(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "database", &msg),
+        OrderError::Db(_) | OrderError::Store(_) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "database", &msg)
+        }
     }
 }
 
