@@ -3,19 +3,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-
-fn obmen() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_obmen"));
-    c.env_remove("OBMEN_CONFIG")
-        .env_remove("OBMEN_DATABASE_URL")
-        .env_remove("OBMEN_EXCHANGE_PASSWORD")
-        .env("OBMEN_LOG", "warn");
-    c
-}
 
 #[test]
 fn import_prints_one_json_line_with_counts() {

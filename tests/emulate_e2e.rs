@@ -8,18 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
-
-fn obmen() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_obmen"));
-    c.env_remove("OBMEN_CONFIG")
-        .env_remove("OBMEN_DATABASE_URL")
-        .env_remove("OBMEN_EXCHANGE_PASSWORD")
-        .env("OBMEN_LOG", "warn");
-    c
-}
 
 fn gen_catalog(dir: &Path, goods: u64, images: bool) -> serde_json::Value {
     let mut c = obmen();
@@ -34,37 +24,6 @@ fn gen_catalog(dir: &Path, goods: u64, images: bool) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap()
-}
-
-/// Run the emulator; returns its JSON summary (asserting success unless `expect_ok` is false).
-fn emulate(url: &str, args: &[&str], inputs: &[&Path], expect_ok: bool) -> serde_json::Value {
-    let mut c = obmen();
-    c.args([
-        "emulate-1c",
-        url,
-        "--user",
-        LOGIN,
-        "--password",
-        PASSWORD,
-        "--json",
-        "-q",
-    ]);
-    c.args(args);
-    for i in inputs {
-        c.arg(i);
-    }
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    if expect_ok {
-        assert!(
-            out.status.success() && v["ok"] == true,
-            "{v:#}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    v
 }
 
 async fn check_against_expected(srv: &Server, exp: &serde_json::Value) {
@@ -132,13 +91,13 @@ async fn ut11_plain_generated_catalog_in_200k_chunks() {
         ("OBMEN_EXCHANGE_ZIP", "false"),
         ("OBMEN_EXCHANGE_FILE_LIMIT", "204800"),
     ]);
-    let v = emulate(&srv.url(), &[], &[dir.path()], true);
+    let v = emulate(&srv.url(), &[], &[dir.path()]);
     assert_eq!(v["zip"], false);
     assert_eq!(v["sessions"], 2);
     assert!(v["files"][0]["chunks"].as_u64().unwrap() > 10);
     check_against_expected(&srv, &exp).await;
     // A second full exchange changes nothing.
-    emulate(&srv.url(), &[], &[dir.path()], true);
+    emulate(&srv.url(), &[], &[dir.path()]);
     check_against_expected(&srv, &exp).await;
 }
 
@@ -150,7 +109,7 @@ async fn ut11_zip_generated_catalog() {
         ("OBMEN_EXCHANGE_ZIP", "true"),
         ("OBMEN_EXCHANGE_FILE_LIMIT", "204800"),
     ]);
-    let v = emulate(&srv.url(), &[], &[dir.path()], true);
+    let v = emulate(&srv.url(), &[], &[dir.path()]);
     assert_eq!(v["zip"], true);
     check_against_expected(&srv, &exp).await;
 }
@@ -164,7 +123,6 @@ async fn bitrix_style_zip_one_session_with_deactivate_and_complete() {
         &srv.url(),
         &["--style", "bitrix", "--sessions", "one"],
         &[dir.path()],
-        true,
     );
     assert_eq!(v["sessions"], 1);
     check_against_expected(&srv, &exp).await;
@@ -178,7 +136,7 @@ async fn send_without_waiting_is_imported_by_the_server() {
         ("OBMEN_EXCHANGE_ZIP", "false"),
         ("OBMEN_AUTO_IMPORT_AFTER_SECS", "1"),
     ]);
-    emulate(&srv.url(), &["--no-import"], &[dir.path()], true);
+    emulate(&srv.url(), &["--no-import"], &[dir.path()]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let s = srv.summary().await;
@@ -287,7 +245,7 @@ async fn realworld_corpus_through_the_emulator() {
         };
         let srv = Server::start_with(&[("OBMEN_EXCHANGE_ZIP", zip)]);
         let inputs: Vec<&Path> = staged.iter().map(|p| p.as_path()).collect();
-        emulate(&srv.url(), &["--style", style, "--zip", zip], &inputs, true);
+        emulate(&srv.url(), &["--style", style, "--zip", zip], &inputs);
         assert_eq!(srv.summary().await, want, "{repo} via {style}/{zip}");
     }
 }

@@ -5,49 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 use serde_json::{json, Value};
-
-fn obmen() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_obmen"));
-    c.env_remove("OBMEN_CONFIG")
-        .env_remove("OBMEN_DATABASE_URL")
-        .env_remove("OBMEN_EXCHANGE_PASSWORD")
-        .env("OBMEN_LOG", "warn");
-    c
-}
-
-/// Run the emulator as a process with `--json`; returns its summary, asserting success.
-fn emulate(url: &str, args: &[&str], inputs: &[&Path]) -> Value {
-    let mut c = obmen();
-    c.args([
-        "emulate-1c",
-        url,
-        "--user",
-        LOGIN,
-        "--password",
-        PASSWORD,
-        "--json",
-        "-q",
-    ]);
-    c.args(args);
-    for i in inputs {
-        c.arg(i);
-    }
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    assert!(
-        out.status.success() && v["ok"] == true,
-        "{v:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    v
-}
 
 async fn post_order(s: &Server, body: &Value) -> (u16, Value) {
     let r = s

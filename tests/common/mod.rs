@@ -341,3 +341,43 @@ pub fn offers_xml(ids: &[&str]) -> String {
     s.push_str("</Предложения>\n</ПакетПредложений>\n</КоммерческаяИнформация>\n");
     s
 }
+
+/// The `obmen` binary with a clean environment (no config file, database URL or password).
+pub fn obmen() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_obmen"));
+    c.env_remove("OBMEN_CONFIG")
+        .env_remove("OBMEN_DATABASE_URL")
+        .env_remove("OBMEN_EXCHANGE_PASSWORD")
+        .env("OBMEN_LOG", "warn");
+    c
+}
+
+/// Run `obmen emulate-1c URL ARGS INPUTS --json` as a process; returns its JSON summary, asserting
+/// that the exchange succeeded.
+pub fn emulate(url: &str, args: &[&str], inputs: &[&Path]) -> serde_json::Value {
+    let mut c = obmen();
+    c.args([
+        "emulate-1c",
+        url,
+        "--user",
+        LOGIN,
+        "--password",
+        PASSWORD,
+        "--json",
+        "-q",
+    ]);
+    c.args(args);
+    for i in inputs {
+        c.arg(i);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(
+        out.status.success() && v["ok"] == true,
+        "{v:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
