@@ -21,6 +21,242 @@ pub struct Config {
     pub exchange: ExchangeConfig,
     pub api: ApiConfig,
     pub orders: OrdersConfig,
+    pub relay: RelayConfig,
+    pub ozon: OzonConfig,
+    /// obmen's address as the outside world reaches it (`OBMEN_PUBLIC_URL`), used in links it
+    /// hands out: card images for Ozon, label and waybill links to 1C. Default: from `listen`.
+    pub public_url: Option<String>,
+}
+
+/// The outbox's retry policy (`[relay]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// After this many failed tries a message is dead (`OBMEN_RELAY_MAX_ATTEMPTS`).
+    pub max_attempts: i32,
+    /// First retry delay in ms, doubled each try (`OBMEN_RELAY_BACKOFF_MS`).
+    pub backoff_ms: u64,
+    /// Longest retry delay, seconds.
+    pub backoff_max_secs: u64,
+    /// How long a claimed message is held by one worker, seconds.
+    pub lease_secs: u64,
+    /// Pause of a target after it refused our credentials, seconds (`OBMEN_RELAY_WAIT_SECS`).
+    pub wait_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_attempts: 10,
+            backoff_ms: 2000,
+            backoff_max_secs: 600,
+            lease_secs: 120,
+            wait_secs: 60,
+        }
+    }
+}
+
+/// One Ozon warehouse and the 1C warehouses whose stock it receives (summed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OzonWarehouse {
+    /// Ozon `warehouse_id`.
+    pub id: i64,
+    /// 1C warehouses by Ид or name; empty = all of them.
+    pub from: Vec<String>,
+    /// Safety reserve kept back from Ozon on this warehouse (units).
+    pub reserve: i64,
+}
+
+/// An Ozon attribute of a card: a fixed value or the value of a 1C property.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OzonAttribute {
+    pub id: i64,
+    pub value: Option<String>,
+    pub dictionary_value_id: Option<i64>,
+    /// Take the value from this 1C property (by name or Ид).
+    pub property: Option<String>,
+}
+
+/// A category mapping row: goods of a 1C group (or with a property value) become cards of this
+/// Ozon category and type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OzonCategory {
+    /// 1C group Ид or name (subgroups included).
+    pub group: Option<String>,
+    /// Or a 1C property `name=value`.
+    pub property: Option<String>,
+    pub description_category_id: i64,
+    pub type_id: i64,
+    pub attributes: Vec<OzonAttribute>,
+}
+
+/// The Ozon connector (`[ozon]`; every key also as `OBMEN_OZON_<KEY>`). On when `base_url` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OzonConfig {
+    pub base_url: Option<String>,
+    pub client_id: Option<String>,
+    pub api_key: Option<String>,
+    /// One Ozon warehouse receiving the sum of all 1C warehouses (the simple case).
+    pub warehouse_id: Option<i64>,
+    /// Several Ozon warehouses, each from some 1C warehouses (overrides `warehouse_id`).
+    pub warehouses: Vec<OzonWarehouse>,
+    /// Safety reserve per warehouse when `warehouse_id` is used.
+    pub stock_reserve: i64,
+    /// 1C price type (name or Ид) that becomes `price`; default: the only one, else a retail
+    /// one (`Розничная`), else the first.
+    pub price_type: Option<String>,
+    /// 1C price type that becomes `old_price` (strike-through); none: `0`.
+    pub old_price_type: Option<String>,
+    /// 1C price type that becomes `min_price`.
+    pub min_price_type: Option<String>,
+    /// Where Ozon's offer_id comes from: `article` (default) or `id` (the 1C Ид).
+    pub offer_id: String,
+    /// Only goods whose 1C property of this name (or Ид) is set to a true-ish value go to Ozon.
+    pub filter_property: Option<String>,
+    /// Only goods in these 1C groups (Ид or name, subgroups included) go to Ozon.
+    pub filter_groups: Vec<String>,
+    /// Category mapping for product cards; goods without one are taken to have cards already.
+    pub categories: Vec<OzonCategory>,
+    /// VAT for cards and prices: `0`, `0.05`, `0.07`, `0.1`, `0.2`.
+    pub vat: String,
+    pub currency_code: String,
+    /// FBS order polling (cron with a seconds field).
+    pub orders_poll: String,
+    /// Reconciliation (cron with a seconds field).
+    pub reconcile: String,
+    /// Stocks and prices re-check (cron), besides the check after every catalog import.
+    pub push_schedule: String,
+    /// Cancel reason id used when 1C cancels an Ozon order (352: out of stock).
+    pub cancel_reason_id: i64,
+    /// Labels: `sync` (/v2/posting/fbs/package-label, retried while not ready) or `task`
+    /// (package-label/create → get → file).
+    pub label_flow: String,
+    /// Seconds before asking again for a label Ozon says is not ready yet.
+    pub label_retry_secs: u64,
+    /// HTTP timeout of one call, seconds.
+    pub timeout_secs: u64,
+    /// Requests per second to Ozon in all (Ozon allows 50).
+    pub rps: u32,
+    /// `/v2/products/stocks` calls per minute (Ozon allows 80).
+    pub stocks_per_minute: u32,
+    /// Seconds between two updates of the same offer × warehouse (Ozon: 30).
+    pub stock_pair_cooldown_secs: u64,
+    /// Price changes per product per hour (Ozon: 10).
+    pub price_changes_per_hour: u32,
+    /// Card weight (grams) when 1C gives none.
+    pub default_weight_g: u64,
+    /// Card dimensions (mm) when 1C has no Длина/Ширина/Высота.
+    pub default_depth_mm: u64,
+    pub default_width_mm: u64,
+    pub default_height_mm: u64,
+}
+
+impl Default for OzonConfig {
+    fn default() -> Self {
+        OzonConfig {
+            base_url: None,
+            client_id: None,
+            api_key: None,
+            warehouse_id: None,
+            warehouses: Vec::new(),
+            stock_reserve: 0,
+            price_type: None,
+            old_price_type: None,
+            min_price_type: None,
+            offer_id: "article".into(),
+            filter_property: None,
+            filter_groups: Vec::new(),
+            categories: Vec::new(),
+            vat: "0".into(),
+            currency_code: "RUB".into(),
+            orders_poll: "0 * * * * *".into(),
+            reconcile: "0 0 */2 * * *".into(),
+            push_schedule: "0 */10 * * * *".into(),
+            cancel_reason_id: 352,
+            label_flow: "sync".into(),
+            label_retry_secs: 15,
+            timeout_secs: 30,
+            rps: 50,
+            stocks_per_minute: 80,
+            stock_pair_cooldown_secs: 30,
+            price_changes_per_hour: 10,
+            default_weight_g: 500,
+            default_depth_mm: 200,
+            default_width_mm: 150,
+            default_height_mm: 100,
+        }
+    }
+}
+
+impl OzonConfig {
+    pub fn enabled(&self) -> bool {
+        self.base_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+    }
+
+    /// Every key from `OBMEN_OZON_<KEY>`: strings as they are, numbers and booleans parsed,
+    /// lists and tables as JSON.
+    fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let mut v = serde_json::to_value(&*self).map_err(|e| ConfigError::Env {
+            name: "OBMEN_OZON_*".into(),
+            message: e.to_string(),
+        })?;
+        let map = v.as_object_mut().expect("a struct serializes to a map");
+        let mut changed = false;
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for key in keys {
+            let name = format!("OBMEN_OZON_{}", key.to_ascii_uppercase());
+            let Some(raw) = get(&name).filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let err = |message: String| ConfigError::Env {
+                name: name.clone(),
+                message,
+            };
+            let new = match &map[&key] {
+                serde_json::Value::Number(_) => {
+                    serde_json::from_str::<serde_json::Value>(raw.trim())
+                        .ok()
+                        .filter(|x| x.is_number())
+                        .ok_or_else(|| err(format!("expected a number, got {raw:?}")))?
+                }
+                serde_json::Value::Bool(_) => serde_json::Value::Bool(
+                    parse_bool(&raw)
+                        .ok_or_else(|| err(format!("expected yes or no, got {raw:?}")))?,
+                ),
+                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                    serde_json::from_str(&raw).map_err(|e| err(format!("expected JSON: {e}")))?
+                }
+                // Strings, and options not set yet: numbers where the key wants one.
+                _ => match serde_json::from_str::<serde_json::Value>(raw.trim()) {
+                    Ok(n @ serde_json::Value::Number(_)) if key == "warehouse_id" => n,
+                    _ => serde_json::Value::String(raw),
+                },
+            };
+            map.insert(key, new);
+            changed = true;
+        }
+        if changed {
+            *self = serde_json::from_value(v).map_err(|e| ConfigError::Env {
+                name: "OBMEN_OZON_*".into(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +357,9 @@ impl Default for Config {
             exchange: ExchangeConfig::default(),
             api: ApiConfig::default(),
             orders: OrdersConfig::default(),
+            relay: RelayConfig::default(),
+            ozon: OzonConfig::default(),
+            public_url: None,
         }
     }
 }
@@ -244,6 +483,22 @@ impl Config {
         if let Some(v) = nonempty("OBMEN_ORDERS_SCHEMA") {
             self.orders.schema = v;
         }
+        if let Some(v) = nonempty("OBMEN_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = nonempty("OBMEN_RELAY_MAX_ATTEMPTS") {
+            self.relay.max_attempts = parse("OBMEN_RELAY_MAX_ATTEMPTS", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_RELAY_BACKOFF_MS") {
+            self.relay.backoff_ms = parse("OBMEN_RELAY_BACKOFF_MS", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_RELAY_WAIT_SECS") {
+            self.relay.wait_secs = parse("OBMEN_RELAY_WAIT_SECS", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_RELAY_BACKOFF_MAX_SECS") {
+            self.relay.backoff_max_secs = parse("OBMEN_RELAY_BACKOFF_MAX_SECS", &v)?;
+        }
+        self.ozon.apply_env(&get)?;
         Ok(())
     }
 
@@ -262,6 +517,26 @@ impl Config {
             .unwrap_or(self.exchange.file_limit.saturating_add(1024 * 1024))
     }
 
+    /// The base URL of links obmen hands out (no trailing slash).
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let l = self.listen.replace("0.0.0.0", "127.0.0.1");
+                format!("http://{}", l.trim_end_matches('/'))
+            }
+        }
+    }
+
+    /// Stored documents (labels, waybills) and card images.
+    pub fn documents_dir(&self) -> PathBuf {
+        self.data_dir.join("documents")
+    }
+
+    pub fn media_dir(&self) -> PathBuf {
+        self.data_dir.join("media")
+    }
+
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")
     }
@@ -274,6 +549,9 @@ impl Config {
         }
         if c.api.token.is_some() {
             c.api.token = Some("********".into());
+        }
+        if c.ozon.api_key.is_some() {
+            c.ozon.api_key = Some("********".into());
         }
         c
     }
@@ -323,6 +601,38 @@ mod tests {
     #[test]
     fn unknown_keys_in_file_are_rejected() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+
+    #[test]
+    fn every_ozon_key_comes_from_the_environment() {
+        let mut c = Config::default();
+        assert!(!c.ozon.enabled());
+        c.apply_env(|k| match k {
+            "OBMEN_OZON_BASE_URL" => Some("http://127.0.0.1:9".into()),
+            "OBMEN_OZON_CLIENT_ID" => Some("123".into()),
+            "OBMEN_OZON_API_KEY" => Some("key".into()),
+            "OBMEN_OZON_WAREHOUSE_ID" => Some("22142605386000".into()),
+            "OBMEN_OZON_PRICE_TYPE" => Some("Розничная".into()),
+            "OBMEN_OZON_OFFER_ID" => Some("id".into()),
+            "OBMEN_OZON_ORDERS_POLL" => Some("*/5 * * * * *".into()),
+            "OBMEN_OZON_STOCK_RESERVE" => Some("2".into()),
+            "OBMEN_OZON_FILTER_GROUPS" => Some(r#"["Обувь"]"#.into()),
+            _ => None,
+        })
+        .unwrap();
+        let o = &c.ozon;
+        assert!(o.enabled());
+        assert_eq!(o.client_id.as_deref(), Some("123"));
+        assert_eq!(o.warehouse_id, Some(22142605386000));
+        assert_eq!(o.price_type.as_deref(), Some("Розничная"));
+        assert_eq!(o.offer_id, "id");
+        assert_eq!(o.orders_poll, "*/5 * * * * *");
+        assert_eq!(o.stock_reserve, 2);
+        assert_eq!(o.filter_groups, vec!["Обувь".to_string()]);
+        let err = c
+            .apply_env(|k| (k == "OBMEN_OZON_RPS").then(|| "fast".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("OBMEN_OZON_RPS"));
     }
 
     #[test]

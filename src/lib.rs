@@ -6,11 +6,15 @@
 pub mod catalog;
 pub mod cml;
 pub mod config;
+pub mod connectors;
+pub mod demo;
 pub mod emulator;
 pub mod exchange;
 pub mod gen;
 pub mod i18n;
 pub mod orders;
+pub mod relay;
 pub mod server;
+pub mod sim;
 pub mod store;
 pub mod web;

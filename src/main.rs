@@ -37,6 +37,10 @@ enum Command {
         /// Address to listen on (also OBMEN_LISTEN), e.g. 0.0.0.0:8080.
         #[arg(long)]
         listen: Option<String>,
+        /// Demo: start the built-in Ozon simulator, wire obmen to it, import a demo catalog and
+        /// let demo orders arrive (no credentials needed; data under DATA_DIR/demo).
+        #[arg(long)]
+        demo: bool,
     },
     /// Import CommerceML files (XML or zip) offline through the same pipeline; prints one JSON line.
     Import {
@@ -65,6 +69,51 @@ enum Command {
         /// Output folder (created if missing).
         dir: PathBuf,
     },
+    /// Run a local simulator of an external API (for tests and demo mode).
+    Sim {
+        #[command(subcommand)]
+        target: SimTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimTarget {
+    /// The Ozon Seller API simulator; prints `obmen sim ozon: listening on http://ADDR`.
+    Ozon(SimOzonArgs),
+}
+
+#[derive(clap::Args)]
+struct SimOzonArgs {
+    /// Address to listen on (port 0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    /// The accepted Client-Id.
+    #[arg(long, default_value = "123456")]
+    client_id: String,
+    /// The accepted Api-Key.
+    #[arg(long, default_value = "sim-api-key")]
+    api_key: String,
+    /// Seconds after ship during which the package label is not ready.
+    #[arg(long, default_value_t = 45)]
+    label_delay_secs: u64,
+    /// How many /v1/product/import/info polls answer "pending".
+    #[arg(long, default_value_t = 2)]
+    import_pending_polls: u32,
+    /// Seconds between two accepted stock updates of the same offer × warehouse (Ozon: 30).
+    #[arg(long, default_value_t = 30)]
+    stock_cooldown_secs: u64,
+    /// Unknown offer_id in stocks/prices is an item error instead of a new product.
+    #[arg(long)]
+    strict_products: bool,
+    /// Send push notifications to this URL.
+    #[arg(long)]
+    push_url: Option<String>,
+    /// Do not enforce the rate limits (50 rps, 80 stocks calls/min).
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// Base URL used in file_url of label tasks (default: the listen address).
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -148,13 +197,18 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, demo } => {
             let mut cfg = cfg;
             if let Some(l) = listen {
                 cfg.listen = l;
             }
+            if demo {
+                // The demo keeps its own SQLite database beside a real installation's.
+                cfg.data_dir = cfg.data_dir.join("demo");
+                cfg.database_url = None;
+            }
             actix_web::rt::System::new()
-                .block_on(obmen::server::serve(cfg))
+                .block_on(obmen::server::serve(cfg, demo))
                 .map_err(|e| format!("{e:#}"))
         }
         Command::Import { files } => import(cfg, &files),
@@ -167,6 +221,7 @@ fn main() -> ExitCode {
             images,
             dir,
         } => gen_catalog(goods, seed, images, &dir),
+        Command::Sim { target } => sim(target),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -343,6 +398,28 @@ fn emulate(cfg: &Config, a: EmulateArgs) -> Result<(), String> {
             lang.pick("обмен не завершен", "the exchange did not complete")
                 .to_string()
         }))
+    }
+}
+
+fn sim(target: SimTarget) -> Result<(), String> {
+    match target {
+        SimTarget::Ozon(a) => {
+            let cfg = obmen::sim::ozon::SimConfig {
+                client_id: a.client_id,
+                api_key: a.api_key,
+                label_delay_secs: a.label_delay_secs,
+                import_pending_polls: a.import_pending_polls,
+                stock_cooldown_secs: a.stock_cooldown_secs,
+                auto_products: !a.strict_products,
+                push_url: a.push_url,
+                rate_limits: !a.no_rate_limits,
+                public_url: a.public_url,
+                ..Default::default()
+            };
+            actix_web::rt::System::new()
+                .block_on(obmen::sim::ozon::run(cfg, &a.listen))
+                .map_err(|e| format!("{e:#}"))
+        }
     }
 }
 

@@ -8,8 +8,183 @@ use anyhow::Context;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::Config;
+use crate::connectors::ozon::Ozon;
 use crate::exchange::{self, Exchange, JobRunner};
+use crate::relay::{Policy, Relay};
 use crate::store;
+
+/// The relay and the connectors, shared by the web handlers and the schedules.
+pub struct Services {
+    pub relay: Arc<Relay>,
+    pub ozon: Option<Arc<Ozon>>,
+    /// Wakes the Ozon order dispatcher (after a sale import from 1C).
+    pub dispatch_now: tokio::sync::Notify,
+}
+
+pub fn relay_policy(cfg: &Config) -> Policy {
+    Policy {
+        max_attempts: cfg.relay.max_attempts.max(1),
+        backoff_base: Duration::from_millis(cfg.relay.backoff_ms.max(1)),
+        backoff_max: Duration::from_secs(cfg.relay.backoff_max_secs.max(1)),
+        lease: Duration::from_secs(cfg.relay.lease_secs.max(5)),
+        wait_max: Duration::from_secs(cfg.relay.wait_secs.max(1)),
+        ..Policy::default()
+    }
+}
+
+/// Build the connectors and the relay (nothing runs yet).
+pub fn build_services(ex: &Arc<Exchange>) -> anyhow::Result<Arc<Services>> {
+    let ozon = Ozon::new(ex.cfg.clone(), ex.pool.clone())?;
+    let mut handlers = Vec::new();
+    if let Some(o) = &ozon {
+        handlers.extend(o.handlers());
+    }
+    let relay = Relay::new(ex.pool.clone(), relay_policy(&ex.cfg), handlers);
+    Ok(Arc::new(Services {
+        relay,
+        ozon,
+        dispatch_now: tokio::sync::Notify::new(),
+    }))
+}
+
+/// Start the relay loops, and the Ozon planner: after every successful catalog import (once
+/// the import queue is idle) and on its schedule, queue what changed.
+pub async fn start_services(
+    ex: Arc<Exchange>,
+    svc: Arc<Services>,
+    sched: &JobScheduler,
+) -> anyhow::Result<()> {
+    svc.relay.spawn();
+    if let Some(ozon) = svc.ozon.clone() {
+        let mut imported = ex.jobs.subscribe();
+        let relay = svc.relay.clone();
+        let ex2 = ex.clone();
+        let o2 = ozon.clone();
+        tokio::spawn(async move {
+            o2.ensure_warehouse().await;
+            loop {
+                // Wait for the import queue to be idle so a multi-file exchange is planned once.
+                loop {
+                    let jobs = ex2.jobs.clone();
+                    let idle = tokio::task::spawn_blocking(move || jobs.idle().unwrap_or(true))
+                        .await
+                        .unwrap_or(true);
+                    if idle {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                match o2.plan(false).await {
+                    Ok(_) => relay.wake(),
+                    Err(e) => tracing::warn!(error = %e, "ozon: planning failed"),
+                }
+                if imported.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let relay = svc.relay.clone();
+        on_schedule(
+            sched,
+            &ozon.cfg.ozon.push_schedule,
+            {
+                let (o, relay) = (ozon.clone(), relay.clone());
+                move || {
+                    let (o, relay) = (o.clone(), relay.clone());
+                    async move {
+                        o.plan(false).await?;
+                        relay.wake();
+                        Ok(())
+                    }
+                }
+            },
+            "ozon: scheduled planning failed",
+        )
+        .await?;
+        // FBS postings: polled once at start and on `orders_poll`.
+        let poll = {
+            let (o, relay) = (ozon.clone(), relay.clone());
+            move || {
+                let (o, relay) = (o.clone(), relay.clone());
+                async move {
+                    o.poll_postings().await?;
+                    relay.wake();
+                    Ok(())
+                }
+            }
+        };
+        let first = poll.clone();
+        tokio::spawn(async move {
+            if let Err(e) = first().await {
+                tracing::warn!(error = %format!("{e:#}"), "ozon: polling postings failed");
+            }
+        });
+        on_schedule(
+            sched,
+            &ozon.cfg.ozon.orders_poll,
+            poll,
+            "ozon: polling postings failed",
+        )
+        .await?;
+        on_schedule(
+            sched,
+            &ozon.cfg.ozon.reconcile,
+            {
+                let o = ozon.clone();
+                move || {
+                    let o = o.clone();
+                    async move {
+                        o.reconcile().await?;
+                        Ok(())
+                    }
+                }
+            },
+            "ozon: scheduled reconciliation failed",
+        )
+        .await?;
+        // Ship / cancel on Ozon what 1C's statuses call for (reads the database only).
+        let (o6, relay, svc2) = (ozon.clone(), svc.relay.clone(), svc.clone());
+        tokio::spawn(async move {
+            loop {
+                match o6.dispatch().await {
+                    Ok(s) if s.ship + s.cancel > 0 => relay.wake(),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "ozon: order dispatch failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(crate::connectors::ozon::orders::DISPATCH_EVERY) => {}
+                    _ = svc2.dispatch_now.notified() => {}
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Run `f` on a cron schedule (with seconds), logging its failure as `what`.
+async fn on_schedule<F, Fut>(
+    sched: &JobScheduler,
+    cron: &str,
+    f: F,
+    what: &'static str,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    sched
+        .add(Job::new_async(cron, move |_id, _l| {
+            let f = f.clone();
+            Box::pin(async move {
+                if let Err(e) = f().await {
+                    tracing::warn!(error = %format!("{e:#}"), "{what}");
+                }
+            })
+        })?)
+        .await?;
+    Ok(())
+}
 
 /// Open the store and build the shared exchange state. Returns the generated exchange password
 /// when this start created one (to be printed once).
@@ -24,6 +199,7 @@ pub fn build(cfg: Config) -> anyhow::Result<(Arc<Exchange>, Option<String>)> {
         exchange::setup_credentials(&cfg, &mut c)?
     };
     let jobs = JobRunner::start(pool.clone(), cfg.lang)?;
+    jobs.set_media_dir(cfg.media_dir());
     Ok((
         Arc::new(Exchange {
             cfg: Arc::new(cfg),
@@ -61,7 +237,12 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
     Ok(sched)
 }
 
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
+    let demo = if demo {
+        Some(crate::demo::prepare(&mut cfg).await?)
+    } else {
+        None
+    };
     let listen = cfg.listen.clone();
     let login = cfg.exchange.login.clone();
     let (ex, generated) = tokio::task::spawn_blocking(move || build(cfg)).await??;
@@ -70,19 +251,38 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         println!("  login:    {login}");
         println!("  password: {password}");
     }
-    let _sched = start_schedules(ex.clone()).await?;
+    let sched = start_schedules(ex.clone()).await?;
+    let svc = build_services(&ex)?;
+    start_services(ex.clone(), svc.clone(), &sched).await?;
     let ex2 = ex.clone();
-    let server =
-        HttpServer::new(move || App::new().configure(|c| crate::web::configure(c, ex2.clone())))
-            .client_request_timeout(Duration::from_secs(600))
-            .keep_alive(Duration::from_secs(75))
-            .bind(&listen)
-            .with_context(|| format!("cannot listen on {listen}"))?;
+    let server = HttpServer::new(move || {
+        App::new().configure(|c| crate::web::configure(c, ex2.clone(), svc.clone()))
+    })
+    .client_request_timeout(Duration::from_secs(600))
+    .keep_alive(Duration::from_secs(75))
+    .bind(&listen)
+    .with_context(|| format!("cannot listen on {listen}"))?;
     for addr in server.addrs() {
         tracing::info!(%addr, "obmen is listening; point 1C's \"Обмен с сайтом\" at http://{addr}/1c_exchange.php");
         println!(
             "obmen: listening on http://{addr} (1C exchange URL: http://{addr}/1c_exchange.php)"
         );
+    }
+    if let (Some(demo), Some(addr)) = (demo, server.addrs().first().copied()) {
+        let url = format!("http://{}", addr).replace("0.0.0.0", "127.0.0.1");
+        println!(
+            "obmen demo: Ozon simulator at {}; API token \"{}\"; 1C login \"{}\" password \"{}\"",
+            demo.ozon_sim,
+            ex.cfg.api.token.as_deref().unwrap_or(""),
+            ex.cfg.exchange.login,
+            ex.cfg.exchange.password.as_deref().unwrap_or("")
+        );
+        let ex3 = ex.clone();
+        tokio::spawn(async move {
+            if let Err(e) = demo.start(ex3, url).await {
+                tracing::error!(error = %format!("{e:#}"), "demo: cannot start");
+            }
+        });
     }
     server.run().await?;
     Ok(())

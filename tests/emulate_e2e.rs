@@ -11,21 +11,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn gen_catalog(dir: &Path, goods: u64, images: bool) -> serde_json::Value {
-    let mut c = obmen();
-    c.args(["gen-catalog", "--goods", &goods.to_string(), "--seed", "5"]);
-    if images {
-        c.arg("--images");
-    }
-    let out = c.arg(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap()
-}
-
 async fn check_against_expected(srv: &Server, exp: &serde_json::Value) {
     let s = srv.summary().await;
     for k in [
@@ -86,7 +71,7 @@ async fn check_against_expected(srv: &Server, exp: &serde_json::Value) {
 #[tokio::test]
 async fn ut11_plain_generated_catalog_in_200k_chunks() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = gen_catalog(dir.path(), 3000, true);
+    let exp = gen_catalog(dir.path(), 3000, 5, true);
     let srv = Server::start_with(&[
         ("OBMEN_EXCHANGE_ZIP", "false"),
         ("OBMEN_EXCHANGE_FILE_LIMIT", "204800"),
@@ -104,7 +89,7 @@ async fn ut11_plain_generated_catalog_in_200k_chunks() {
 #[tokio::test]
 async fn ut11_zip_generated_catalog() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = gen_catalog(dir.path(), 2000, true);
+    let exp = gen_catalog(dir.path(), 2000, 5, true);
     let srv = Server::start_with(&[
         ("OBMEN_EXCHANGE_ZIP", "true"),
         ("OBMEN_EXCHANGE_FILE_LIMIT", "204800"),
@@ -117,7 +102,7 @@ async fn ut11_zip_generated_catalog() {
 #[tokio::test]
 async fn bitrix_style_zip_one_session_with_deactivate_and_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = gen_catalog(dir.path(), 1500, false);
+    let exp = gen_catalog(dir.path(), 1500, 5, false);
     let srv = Server::start_with(&[("OBMEN_EXCHANGE_ZIP", "true")]);
     let v = emulate(
         &srv.url(),
@@ -131,7 +116,7 @@ async fn bitrix_style_zip_one_session_with_deactivate_and_complete() {
 #[tokio::test]
 async fn send_without_waiting_is_imported_by_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = gen_catalog(dir.path(), 500, false);
+    let exp = gen_catalog(dir.path(), 500, 5, false);
     let srv = Server::start_with(&[
         ("OBMEN_EXCHANGE_ZIP", "false"),
         ("OBMEN_AUTO_IMPORT_AFTER_SECS", "1"),

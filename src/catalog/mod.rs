@@ -10,6 +10,7 @@
 //! The write lock is held for the whole file. Other writers (the exchange journal) wait for it
 //! (SQLite `busy_timeout`); at the measured speed that is a few seconds even for a 300 MB file.
 
+pub mod media;
 pub mod query;
 
 use std::collections::{HashMap, HashSet};

@@ -65,6 +65,10 @@ struct Inner {
     wake: Mutex<mpsc::Sender<()>>,
     progress: Mutex<HashMap<i32, ImportStats>>,
     finished: tokio::sync::Notify,
+    /// Where the images of imported goods are kept (set by the server).
+    media_dir: Mutex<Option<PathBuf>>,
+    /// Count of imports finished with success: relays watch it to push what changed.
+    imported: tokio::sync::watch::Sender<u64>,
 }
 
 impl JobRunner {
@@ -84,6 +88,8 @@ impl JobRunner {
                 wake: Mutex::new(tx),
                 progress: Mutex::new(HashMap::new()),
                 finished: tokio::sync::Notify::new(),
+                media_dir: Mutex::new(None),
+                imported: tokio::sync::watch::channel(0).0,
             }),
         };
         let worker = runner.clone();
@@ -164,6 +170,13 @@ impl JobRunner {
         self.status(id)
     }
 
+    /// Keep the images of imported goods in this folder after each successful import.
+    pub fn set_media_dir(&self, dir: PathBuf) {
+        if let Ok(mut m) = self.inner.media_dir.lock() {
+            *m = Some(dir);
+        }
+    }
+
     /// A runner without a worker thread (for the offline import).
     pub fn inline(pool: DbPool, lang: Lang) -> JobRunner {
         let (tx, _rx) = mpsc::channel::<()>();
@@ -174,6 +187,8 @@ impl JobRunner {
                 wake: Mutex::new(tx),
                 progress: Mutex::new(HashMap::new()),
                 finished: tokio::sync::Notify::new(),
+                media_dir: Mutex::new(None),
+                imported: tokio::sync::watch::channel(0).0,
             }),
         }
     }
@@ -275,6 +290,7 @@ impl JobRunner {
 
     fn run_job(&self, id: i32, path: &Path) {
         let started = std::time::Instant::now();
+        let started_ms = now_ms();
         let result = self
             .inner
             .pool
@@ -289,6 +305,23 @@ impl JobRunner {
                 };
                 catalog::import_file(&mut conn, path, Some(id as i64), &mut report)
             });
+        let media = self.inner.media_dir.lock().ok().and_then(|m| m.clone());
+        if let (Some(media), Ok(Ok(_))) = (media, &result) {
+            let synced = self
+                .inner
+                .pool
+                .get()
+                .map_err(StoreError::from)
+                .and_then(|mut c| {
+                    Ok(catalog::media::sync_images(
+                        &mut c, path, &media, started_ms,
+                    )?)
+                });
+            match synced {
+                Ok((stored, missing)) => tracing::debug!(job = id, stored, missing, "images kept"),
+                Err(e) => tracing::warn!(job = id, error = %e, "cannot keep the images"),
+            }
+        }
         let (state, stats, error, pos) = match result {
             Ok(Ok(stats)) => ("done", stats, None, None),
             Ok(Err(e)) => {
@@ -352,7 +385,15 @@ impl JobRunner {
         if let Ok(mut m) = self.inner.progress.lock() {
             m.remove(&id);
         }
+        if state == "done" {
+            self.inner.imported.send_modify(|n| *n += 1);
+        }
         self.inner.finished.notify_waiters();
+    }
+
+    /// Watch successful imports (the value counts them).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.imported.subscribe()
     }
 }
 

@@ -379,3 +379,154 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_unknown,
     order_imports,
 );
+
+// --- relay and connectors (migrations/sqlite/2026-11-26-000020_relay) ------------------------
+
+diesel::table! {
+    outbox (id) {
+        id -> Integer,
+        target -> Text,
+        kind -> Text,
+        key -> Text,
+        payload -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        lease_until -> Nullable<BigInt>,
+        lease_owner -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        response -> Nullable<Text>,
+        last_call_id -> Nullable<BigInt>,
+        order_id -> Nullable<Integer>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        done_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    api_calls (id) {
+        id -> Integer,
+        target -> Text,
+        endpoint -> Text,
+        at -> BigInt,
+        duration_ms -> BigInt,
+        http_status -> Nullable<Integer>,
+        outcome -> Text,
+        messages -> Integer,
+        error -> Nullable<Text>,
+        request -> Nullable<Text>,
+        response -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ozon_offers (offer_ref) {
+        offer_ref -> Text,
+        offer_id -> Text,
+        article_now -> Nullable<Text>,
+        product_id -> Nullable<BigInt>,
+        sku -> Nullable<BigInt>,
+        card_hash -> Nullable<Text>,
+        card_state -> Nullable<Text>,
+        card_task_id -> Nullable<BigInt>,
+        card_errors -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    ozon_stock_state (offer_ref, warehouse_id) {
+        offer_ref -> Text,
+        warehouse_id -> BigInt,
+        queued -> BigInt,
+        acked -> Nullable<BigInt>,
+        acked_at -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ozon_price_state (offer_ref) {
+        offer_ref -> Text,
+        queued -> Text,
+        acked -> Nullable<Text>,
+        acked_at -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ozon_postings (posting_number) {
+        posting_number -> Text,
+        order_number -> Nullable<Text>,
+        status -> Text,
+        data -> Text,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    ozon_push (hash) {
+        hash -> Text,
+        message_type -> Text,
+        posting_number -> Nullable<Text>,
+        body -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_documents (id) {
+        id -> Integer,
+        order_id -> Integer,
+        kind -> Text,
+        name -> Text,
+        path -> Text,
+        content_type -> Text,
+        bytes -> BigInt,
+        created_at -> BigInt,
+        token -> Text,
+    }
+}
+
+diesel::table! {
+    reconciliation_reports (id) {
+        id -> Integer,
+        target -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        state -> Text,
+        checked -> Integer,
+        differences -> Integer,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    reconciliation_items (report_id, position) {
+        report_id -> Integer,
+        position -> Integer,
+        offer_ref -> Nullable<Text>,
+        offer_id -> Text,
+        field -> Text,
+        ours -> Nullable<Text>,
+        theirs -> Nullable<Text>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    outbox,
+    api_calls,
+    ozon_offers,
+    ozon_stock_state,
+    ozon_price_state,
+    ozon_postings,
+    ozon_push,
+    order_documents,
+    reconciliation_reports,
+    reconciliation_items,
+    orders,
+    offers,
+);

@@ -1,11 +1,16 @@
 //! HTTP wiring: the exchange endpoints, health checks and the JSON API.
 
 pub mod api;
+pub mod documents;
+pub mod media;
 pub mod orders_api;
+pub mod ozon_push;
+pub mod relay_api;
+pub mod reports_api;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::exchange::handler::exchange_endpoint;
 use crate::exchange::Exchange;
@@ -17,13 +22,25 @@ pub const EXCHANGE_PATHS: [&str; 3] = [
     "/exchange",
 ];
 
-pub fn configure(cfg: &mut web::ServiceConfig, ex: Arc<Exchange>) {
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    ex: Arc<Exchange>,
+    svc: Arc<crate::server::Services>,
+) {
     let data = web::Data::new(ex);
     cfg.app_data(data.clone());
+    cfg.app_data(web::Data::new(svc.relay.clone()));
+    cfg.app_data(web::Data::new(svc.clone()));
     for p in EXCHANGE_PATHS {
-        cfg.route(p, web::route().to(exchange_endpoint));
+        cfg.route(p, web::route().to(exchange));
     }
     cfg.route("/healthz", web::get().to(healthz));
+    cfg.route("/ozon/push", web::post().to(ozon_push::push));
+    cfg.route(
+        "/documents/{id}/{token}/{name}",
+        web::get().to(documents::download),
+    );
+    cfg.route("/media/{path:.*}", web::get().to(media::get));
     cfg.service(
         web::scope("/api/v1")
             .route("/catalog/summary", web::get().to(api::summary))
@@ -33,8 +50,45 @@ pub fn configure(cfg: &mut web::ServiceConfig, ex: Arc<Exchange>) {
             .route("/orders", web::post().to(orders_api::create))
             .route("/orders", web::get().to(orders_api::list))
             .route("/orders/{number}", web::get().to(orders_api::get))
+            .route("/outbox", web::get().to(relay_api::list))
+            .route("/outbox/counts", web::get().to(relay_api::counts))
+            .route("/outbox/{id}", web::get().to(relay_api::get))
+            .route("/outbox/{id}/retry", web::post().to(relay_api::retry))
+            .route("/calls", web::get().to(relay_api::calls))
+            .route(
+                "/reports/reconciliation",
+                web::post().to(reports_api::run_now),
+            )
+            .route(
+                "/reports/reconciliation/latest.csv",
+                web::get().to(reports_api::latest_csv),
+            )
+            .route(
+                "/reports/reconciliation/latest",
+                web::get().to(reports_api::latest),
+            )
             .default_service(web::to(api::not_found)),
     );
+}
+
+/// The exchange endpoint; after a sale import (1C's statuses came in) the Ozon order
+/// dispatcher looks at once for orders to ship or cancel.
+async fn exchange(
+    req: HttpRequest,
+    payload: web::Payload,
+    ex: web::Data<Arc<Exchange>>,
+    svc: web::Data<Arc<crate::server::Services>>,
+) -> HttpResponse {
+    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let sale_import = q.get("type").map(String::as_str) == Some("sale")
+        && q.get("mode").map(String::as_str) == Some("import");
+    let r = exchange_endpoint(req, payload, ex).await;
+    if sale_import {
+        svc.dispatch_now.notify_one();
+    }
+    r
 }
 
 async fn healthz() -> HttpResponse {

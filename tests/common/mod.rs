@@ -32,8 +32,15 @@ impl Server {
     }
 
     pub fn start_in(data: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
+        Server::start_full(data, &[], env)
+    }
+
+    /// `obmen serve` with extra arguments (e.g. `--demo`).
+    pub fn start_full(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_obmen"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .arg("--data-dir")
             .arg(data.path())
             .env_remove("OBMEN_CONFIG")
             .env_remove("OBMEN_DATABASE_URL")
@@ -380,4 +387,158 @@ pub fn emulate(url: &str, args: &[&str], inputs: &[&Path]) -> serde_json::Value 
         String::from_utf8_lossy(&out.stderr)
     );
     v
+}
+
+/// `obmen gen-catalog` into `dir`; returns its expected.json.
+pub fn gen_catalog(dir: &Path, goods: u64, seed: u64, images: bool) -> serde_json::Value {
+    let mut c = obmen();
+    c.args([
+        "gen-catalog",
+        "--goods",
+        &goods.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    if images {
+        c.arg("--images");
+    }
+    let out = c.arg(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap()
+}
+
+/// Start `obmen sim ozon` on a free port; returns the process and its base URL.
+pub fn spawn_sim(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_obmen"))
+        .args(["sim", "ozon", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("OBMEN_CONFIG")
+        .env("OBMEN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the simulator");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the simulator did not start");
+    (child, format!("http://{addr}"))
+}
+
+/// The Ozon simulator binary (`obmen sim ozon`) on a free port.
+pub struct Sim {
+    child: Child,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+pub const SIM_CLIENT_ID: &str = "123456";
+pub const SIM_API_KEY: &str = "sim-api-key";
+pub const SIM_WAREHOUSE: &str = "22142605386000";
+
+impl Sim {
+    pub fn start(args: &[&str]) -> Sim {
+        let (child, base) = spawn_sim(args);
+        Sim {
+            child,
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// obmen's environment pointing at this simulator.
+    pub fn obmen_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OBMEN_OZON_BASE_URL", self.base.clone()),
+            ("OBMEN_OZON_CLIENT_ID", SIM_CLIENT_ID.into()),
+            ("OBMEN_OZON_API_KEY", SIM_API_KEY.into()),
+            ("OBMEN_OZON_WAREHOUSE_ID", SIM_WAREHOUSE.into()),
+            ("OBMEN_RELAY_BACKOFF_MS", "100".into()),
+            ("OBMEN_RELAY_BACKOFF_MAX_SECS", "2".into()),
+        ]
+    }
+
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v = r.json().await.unwrap_or(serde_json::Value::Null);
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        self.get("/sim/stats").await.1
+    }
+
+    /// An Ozon API call with the simulator's credentials.
+    pub async fn ozon(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header("Client-Id", SIM_CLIENT_ID)
+            .header("Api-Key", SIM_API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `f` until it returns Some, or panic after `secs` with `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -1,0 +1,10 @@
+DROP TABLE reconciliation_items;
+DROP TABLE reconciliation_reports;
+DROP TABLE order_documents;
+DROP TABLE ozon_push;
+DROP TABLE ozon_postings;
+DROP TABLE ozon_price_state;
+DROP TABLE ozon_stock_state;
+DROP TABLE ozon_offers;
+DROP TABLE api_calls;
+DROP TABLE outbox;

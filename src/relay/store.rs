@@ -1,0 +1,402 @@
+//! Outbox rows: enqueue (with coalescing), claim with a lease, record outcomes, list and retry.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::{state, Message, Outcome, OutcomeKind};
+use crate::store::schema::outbox;
+use crate::store::{now_ms, Conn};
+
+/// How a new message relates to earlier ones with the same kind and key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueue {
+    /// A newer value supersedes an unsent older one (stock, price): the payload of a `pending`
+    /// or `failed` message with the same key is replaced; otherwise a new message is added.
+    Coalesce,
+    /// Once per key, ever (ship a posting, create a delivery order): nothing is added when any
+    /// message with the key exists, whatever its state (a cancelled one excepted).
+    Once,
+    /// Always add.
+    Always,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub target: String,
+    pub kind: String,
+    pub key: String,
+    pub payload: serde_json::Value,
+    pub order_id: Option<i32>,
+    /// Not before this time (unix ms); default now.
+    pub not_before: Option<i64>,
+}
+
+impl NewMessage {
+    pub fn new(
+        target: &str,
+        kind: &str,
+        key: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> Self {
+        NewMessage {
+            target: target.into(),
+            kind: kind.into(),
+            key: key.into(),
+            payload,
+            order_id: None,
+            not_before: None,
+        }
+    }
+    pub fn for_order(mut self, order_id: i32) -> Self {
+        self.order_id = Some(order_id);
+        self
+    }
+}
+
+/// Put a message into the outbox (call it inside the transaction that decided the change).
+/// Returns the message id, or None when [`Enqueue::Once`] found one already.
+pub fn enqueue(conn: &mut Conn, m: &NewMessage, mode: Enqueue) -> QueryResult<Option<i32>> {
+    let now = now_ms();
+    let payload = m.payload.to_string();
+    match mode {
+        Enqueue::Coalesce => {
+            let existing: Option<i32> = outbox::table
+                .filter(outbox::kind.eq(&m.kind))
+                .filter(outbox::key.eq(&m.key))
+                .filter(outbox::state.eq_any([state::PENDING, state::FAILED]))
+                .select(outbox::id)
+                .first(conn)
+                .optional()?;
+            if let Some(id) = existing {
+                diesel::update(outbox::table.find(id))
+                    .set((outbox::payload.eq(&payload), outbox::updated_at.eq(now)))
+                    .execute(conn)?;
+                return Ok(Some(id));
+            }
+        }
+        Enqueue::Once => {
+            let exists: Option<i32> = outbox::table
+                .filter(outbox::kind.eq(&m.kind))
+                .filter(outbox::key.eq(&m.key))
+                .filter(outbox::state.ne(state::CANCELLED))
+                .select(outbox::id)
+                .first(conn)
+                .optional()?;
+            if exists.is_some() {
+                return Ok(None);
+            }
+        }
+        Enqueue::Always => {}
+    }
+    let id = diesel::insert_into(outbox::table)
+        .values((
+            outbox::target.eq(&m.target),
+            outbox::kind.eq(&m.kind),
+            outbox::key.eq(&m.key),
+            outbox::payload.eq(&payload),
+            outbox::state.eq(state::PENDING),
+            outbox::attempts.eq(0),
+            outbox::next_attempt_at.eq(m.not_before.unwrap_or(now)),
+            outbox::order_id.eq(m.order_id),
+            outbox::created_at.eq(now),
+            outbox::updated_at.eq(now),
+        ))
+        .returning(outbox::id)
+        .get_result(conn)?;
+    Ok(Some(id))
+}
+
+type ClaimRow = (i32, String, String, String, String, i32, Option<i32>, i64);
+
+/// Claim up to `limit` due messages of a kind for `owner` for `lease`. Due: `pending`/`failed`
+/// whose time has come, or `in_flight` whose lease ran out (its worker died).
+pub fn claim(
+    conn: &mut Conn,
+    kind: &str,
+    limit: usize,
+    owner: &str,
+    lease: Duration,
+) -> QueryResult<Vec<Message>> {
+    conn.immediate_transaction(|conn| {
+        let now = now_ms();
+        let rows: Vec<ClaimRow> = outbox::table
+            .filter(outbox::kind.eq(kind))
+            .filter(
+                outbox::state
+                    .eq_any([state::PENDING, state::FAILED])
+                    .and(outbox::next_attempt_at.le(now))
+                    .or(outbox::state
+                        .eq(state::IN_FLIGHT)
+                        .and(outbox::lease_until.lt(now))),
+            )
+            .order((outbox::next_attempt_at, outbox::id))
+            .limit(limit as i64)
+            .select((
+                outbox::id,
+                outbox::target,
+                outbox::kind,
+                outbox::key,
+                outbox::payload,
+                outbox::attempts,
+                outbox::order_id,
+                outbox::created_at,
+            ))
+            .load(conn)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i32> = rows.iter().map(|r| r.0).collect();
+        for chunk in ids.chunks(500) {
+            diesel::update(outbox::table.filter(outbox::id.eq_any(chunk)))
+                .set((
+                    outbox::state.eq(state::IN_FLIGHT),
+                    outbox::lease_until.eq(now + lease.as_millis() as i64),
+                    outbox::lease_owner.eq(owner),
+                    outbox::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, target, kind, key, payload, attempts, order_id, created_at)| Message {
+                    id,
+                    target,
+                    kind,
+                    key,
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    attempts,
+                    order_id,
+                    created_at,
+                },
+            )
+            .collect())
+    })
+}
+
+/// Retry policy numbers (see [`super::Policy`]).
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+    pub max_attempts: i32,
+}
+
+impl Backoff {
+    /// Delay before try number `attempts + 1`: base·2^(attempts-1), capped, ±25 % jitter.
+    pub fn delay(&self, attempts: i32) -> Duration {
+        use rand::Rng;
+        let exp = (attempts.max(1) - 1).min(20) as u32;
+        let raw = self.base.saturating_mul(1u32 << exp).min(self.max);
+        let jitter = rand::thread_rng().gen_range(0.75..1.25);
+        raw.mul_f64(jitter)
+    }
+}
+
+/// Record one message's outcome (inside the caller's transaction). Only a message still leased
+/// by `owner` is touched, so a worker that lost its lease cannot overwrite a newer result.
+/// Returns false when the lease was lost.
+pub fn record_outcome(
+    conn: &mut Conn,
+    msg: &Message,
+    outcome: &Outcome,
+    owner: &str,
+    backoff: &Backoff,
+) -> QueryResult<bool> {
+    let now = now_ms();
+    let mine = outbox::table
+        .filter(outbox::id.eq(msg.id))
+        .filter(outbox::state.eq(state::IN_FLIGHT))
+        .filter(outbox::lease_owner.eq(owner));
+    let response = outcome.response.as_deref().map(super::journal::excerpt);
+    let n = match &outcome.kind {
+        OutcomeKind::Done => diesel::update(mine)
+            .set((
+                outbox::state.eq(state::DONE),
+                outbox::attempts.eq(msg.attempts + 1),
+                outbox::lease_until.eq(None::<i64>),
+                outbox::last_error.eq(None::<String>),
+                outbox::response.eq(response),
+                outbox::last_call_id.eq(outcome.call_id),
+                outbox::updated_at.eq(now),
+                outbox::done_at.eq(now),
+            ))
+            .execute(conn)?,
+        OutcomeKind::Retry { error, after } => {
+            let attempts = msg.attempts + 1;
+            let (st, next) = if attempts >= backoff.max_attempts {
+                (state::DEAD, now)
+            } else {
+                let d = after.unwrap_or_else(|| backoff.delay(attempts));
+                (state::FAILED, now + d.as_millis() as i64)
+            };
+            diesel::update(mine)
+                .set((
+                    outbox::state.eq(st),
+                    outbox::attempts.eq(attempts),
+                    outbox::next_attempt_at.eq(next),
+                    outbox::lease_until.eq(None::<i64>),
+                    outbox::last_error.eq(error),
+                    outbox::response.eq(response),
+                    outbox::last_call_id.eq(outcome.call_id),
+                    outbox::updated_at.eq(now),
+                ))
+                .execute(conn)?
+        }
+        OutcomeKind::Later {
+            reason: error,
+            after,
+        }
+        | OutcomeKind::Wait { error, after } => {
+            // Back to the state it had: `pending` if never failed, else `failed`.
+            let st = if msg.attempts == 0 {
+                state::PENDING
+            } else {
+                state::FAILED
+            };
+            diesel::update(mine)
+                .set((
+                    outbox::state.eq(st),
+                    outbox::next_attempt_at.eq(now + after.as_millis() as i64),
+                    outbox::lease_until.eq(None::<i64>),
+                    outbox::last_error.eq(error),
+                    outbox::response.eq(response),
+                    outbox::last_call_id.eq(outcome.call_id),
+                    outbox::updated_at.eq(now),
+                ))
+                .execute(conn)?
+        }
+        OutcomeKind::Dead { error } => diesel::update(mine)
+            .set((
+                outbox::state.eq(state::DEAD),
+                outbox::attempts.eq(msg.attempts + 1),
+                outbox::lease_until.eq(None::<i64>),
+                outbox::last_error.eq(error),
+                outbox::response.eq(response),
+                outbox::last_call_id.eq(outcome.call_id),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// A message as listed by the API and the dashboard.
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct MessageRow {
+    pub id: i32,
+    pub target: String,
+    pub kind: String,
+    pub key: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub lease_until: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub last_error: Option<String>,
+    pub response: Option<String>,
+    pub last_call_id: Option<i64>,
+    pub order_id: Option<i32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub done_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<String>,
+    pub target: Option<String>,
+    pub kind: Option<String>,
+    pub order_id: Option<i32>,
+    /// Keyset pagination: only ids below this.
+    pub before_id: Option<i32>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub fn list(conn: &mut Conn, f: &ListFilter) -> QueryResult<Vec<MessageRow>> {
+    let mut q = outbox::table.into_boxed();
+    if let Some(s) = &f.state {
+        q = q.filter(outbox::state.eq(s));
+    }
+    if let Some(t) = &f.target {
+        q = q.filter(outbox::target.eq(t));
+    }
+    if let Some(k) = &f.kind {
+        q = q.filter(outbox::kind.eq(k));
+    }
+    if let Some(o) = f.order_id {
+        q = q.filter(outbox::order_id.eq(o));
+    }
+    if let Some(b) = f.before_id {
+        q = q.filter(outbox::id.lt(b));
+    }
+    q.order(outbox::id.desc())
+        .limit(f.limit.clamp(1, 1000))
+        .load::<MessageRow>(conn)
+}
+
+pub fn get(conn: &mut Conn, id: i32) -> QueryResult<Option<MessageRow>> {
+    outbox::table.find(id).first(conn).optional()
+}
+
+/// Counts per (target, state).
+pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, String, i64)>> {
+    use diesel::dsl::count_star;
+    outbox::table
+        .group_by((outbox::target, outbox::state))
+        .select((outbox::target, outbox::state, count_star()))
+        .load(conn)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RetryResult {
+    Queued,
+    NotFound,
+    /// Done or in flight: nothing to retry.
+    NotRetryable(String),
+}
+
+/// An operator's "retry now": a failed, dead or cancelled message is due again with its attempt
+/// count reset (so `max_attempts` applies afresh).
+pub fn retry_now(conn: &mut Conn, id: i32) -> QueryResult<RetryResult> {
+    conn.immediate_transaction(|conn| {
+        let Some(st) = outbox::table
+            .find(id)
+            .select(outbox::state)
+            .first::<String>(conn)
+            .optional()?
+        else {
+            return Ok(RetryResult::NotFound);
+        };
+        if st == state::DONE || st == state::IN_FLIGHT {
+            return Ok(RetryResult::NotRetryable(st));
+        }
+        let now = now_ms();
+        diesel::update(outbox::table.find(id))
+            .set((
+                outbox::state.eq(if st == state::PENDING {
+                    state::PENDING
+                } else {
+                    state::FAILED
+                }),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(RetryResult::Queued)
+    })
+}
+
+/// The earliest time a message of these kinds is due (to sleep until then).
+pub fn next_due(conn: &mut Conn, kind: &str) -> QueryResult<Option<i64>> {
+    use diesel::dsl::min;
+    outbox::table
+        .filter(outbox::kind.eq(kind))
+        .filter(outbox::state.eq_any([state::PENDING, state::FAILED]))
+        .select(min(outbox::next_attempt_at))
+        .first(conn)
+}

@@ -1,0 +1,3 @@
+//! Local simulators of external APIs (marketplaces, couriers) for tests and demo mode.
+
+pub mod ozon;
