@@ -648,6 +648,8 @@ impl Handler for CardHandler {
 
 pub struct CardTaskHandler {
     pub client: std::sync::Arc<Client>,
+    /// To queue stock and price again for the offers of newly imported cards.
+    pub cfg: OzonConfig,
 }
 
 /// The decision about a polled import task: `None` while any item is pending.
@@ -736,6 +738,7 @@ impl Handler for CardTaskHandler {
                     .as_deref()
                     .and_then(|r| serde_json::from_str(r).ok())
                     .unwrap_or(Value::Null);
+                let mut imported: Vec<String> = Vec::new();
                 for it in v["items"].as_array().into_iter().flatten() {
                     let offer_id = it["offer_id"].as_str().unwrap_or("");
                     let status = it["status"].as_str().unwrap_or("");
@@ -743,6 +746,14 @@ impl Handler for CardTaskHandler {
                     let row = waiting().filter(ozon_offers::offer_id.eq(offer_id));
                     match status {
                         "imported" | "skipped" => {
+                            if status == "imported" {
+                                imported.extend(
+                                    waiting()
+                                        .filter(ozon_offers::offer_id.eq(offer_id))
+                                        .select(ozon_offers::offer_ref)
+                                        .load::<String>(conn)?,
+                                );
+                            }
                             diesel::update(row)
                                 .set((
                                     ozon_offers::card_state.eq(status),
@@ -771,6 +782,17 @@ impl Handler for CardTaskHandler {
                         .set(ozon_offers::product_id.eq(pid))
                         .execute(conn)?;
                     }
+                }
+                // Stocks and prices sent before Ozon knew the offer were refused: send them again.
+                let stats = plan::replan_offers(conn, &self.cfg, &imported)?;
+                if stats.stock_queued + stats.price_queued > 0 {
+                    tracing::info!(
+                        task_id = task.task_id,
+                        cards = imported.len(),
+                        stocks = stats.stock_queued,
+                        prices = stats.price_queued,
+                        "ozon: stock and price queued again for newly imported cards"
+                    );
                 }
             }
             OutcomeKind::Dead { error } => {

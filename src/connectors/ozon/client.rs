@@ -87,6 +87,12 @@ impl CallError {
         )
     }
 
+    /// A failure that may well not happen again (rate limit, server error, timeout, transport,
+    /// garbled answer), as opposed to a refused key or a refused request.
+    pub fn passing(&self) -> bool {
+        !matches!(self, CallError::Auth(_) | CallError::Rejected { .. })
+    }
+
     /// The Ozon message of a business refusal (`POSTING_ALREADY_SHIPPED` …).
     pub fn rejected_message(&self) -> Option<&str> {
         match self {

@@ -64,6 +64,7 @@ impl Ozon {
             }),
             Arc::new(cards::CardTaskHandler {
                 client: self.client.clone(),
+                cfg: self.cfg.ozon.clone(),
             }),
         ]
     }

@@ -387,6 +387,34 @@ pub fn plan(conn: &mut Conn, cfg: &OzonConfig, full: bool) -> QueryResult<PlanSt
     Ok(stats)
 }
 
+/// Queue stock and price again for some offers, whatever was queued before: used once Ozon
+/// has imported a new card, since pushes for an offer Ozon did not know yet were refused.
+pub fn replan_offers(
+    conn: &mut Conn,
+    cfg: &OzonConfig,
+    offer_refs: &[String],
+) -> QueryResult<PlanStats> {
+    let mut stats = PlanStats::default();
+    if offer_refs.is_empty() {
+        return Ok(stats);
+    }
+    let (ctx, note) = context(conn, cfg)?;
+    stats.note = note;
+    let needs_data = ctx.needs_data();
+    let mut to_queue: Vec<NewMessage> = Vec::new();
+    for chunk in offer_refs.chunks(500) {
+        diesel::delete(ozon_stock_state::table.filter(ozon_stock_state::offer_ref.eq_any(chunk)))
+            .execute(conn)?;
+        diesel::delete(ozon_price_state::table.filter(ozon_price_state::offer_ref.eq_any(chunk)))
+            .execute(conn)?;
+        plan_chunk(conn, &ctx, chunk, needs_data, &mut stats, &mut to_queue)?;
+        for m in to_queue.drain(..) {
+            enqueue(conn, &m, Enqueue::Coalesce)?;
+        }
+    }
+    Ok(stats)
+}
+
 pub(crate) type OfferRow = (
     String,
     String,

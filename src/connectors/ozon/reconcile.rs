@@ -8,6 +8,7 @@
 //! `missing_on_ozon` (linked here, unknown there), `unknown_to_obmen` (there, not linked here).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use serde::Serialize;
@@ -158,14 +159,33 @@ pub fn add_prices(theirs: &mut BTreeMap<String, Theirs>, items: &[Value]) {
     }
 }
 
+/// Reading pages: a page that failed for a passing reason (429, 5xx, timeout, garbled answer)
+/// is read again, up to this many times, before the reconciliation gives up.
+const PAGE_ATTEMPTS: u32 = 6;
+
+/// One page, read again after passing failures (reads change nothing, so repeating is safe).
+async fn read_page(client: &Client, endpoint: &str, body: &Value) -> Result<Value, CallError> {
+    let mut attempt = 1;
+    loop {
+        let (res, _) = client.post_json(endpoint, body, 0).await;
+        match res {
+            Err(e) if attempt < PAGE_ATTEMPTS && e.passing() => {
+                tracing::debug!(endpoint, attempt, error = %e, "ozon: reading a page again");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Every page of a cursor list.
 async fn read_all(client: &Client, endpoint: &str) -> Result<Vec<Value>, CallError> {
     let mut cursor = String::new();
     let mut out = Vec::new();
     for _ in 0..100_000 {
         let body = json!({"filter": {"visibility": "ALL"}, "cursor": cursor, "limit": 1000});
-        let (res, _) = client.post_json(endpoint, &body, 0).await;
-        let v = res?;
+        let v = read_page(client, endpoint, &body).await?;
         let items = v["items"].as_array().cloned().unwrap_or_default();
         let n = items.len();
         out.extend(items);
