@@ -665,7 +665,9 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 }
 
 async fn dispatch(req: HttpRequest, body: web::Bytes, sim: web::Data<Sim>) -> HttpResponse {
-    let path = req.path().to_string();
+    let path = percent_encoding::percent_decode_str(req.path())
+        .decode_utf8_lossy()
+        .into_owned();
     let method = req.method().as_str().to_string();
     if path.starts_with("/sim/") {
         return respond(control::handle(&sim, &method, &path, &body));
