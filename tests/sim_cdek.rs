@@ -609,3 +609,112 @@ async fn a_create_that_times_out_after_applying_exists_once() {
     assert_eq!(s, 429);
     assert_eq!(v["errors"][0]["code"], "too_many_requests");
 }
+
+#[tokio::test]
+async fn print_forms_expire_and_print_form_webhooks_fire() {
+    let sim = spawn(&[]);
+    let t = sim.token().await;
+    let (url, rx) = receiver();
+    let (s, _) = sim
+        .call(
+            "POST",
+            "/v2/webhooks",
+            &t,
+            Some(json!({"url": url, "type": "PRINT_FORM"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    sim.control("/sim/config", json!({"print_ttl_secs": 1}))
+        .await;
+    let uuid = sim.create(&t, order("EX-1")).await;
+    let o = sim.settled(&t, &uuid, "CREATE").await;
+    let cdek = o["entity"]["cdek_number"].as_str().unwrap().to_string();
+    // By CDEK number this time.
+    let (s, v) = sim
+        .call(
+            "POST",
+            "/v2/print/orders",
+            &t,
+            Some(json!({"orders": [{"cdek_number": cdek}]})),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let form = v["entity"]["uuid"].as_str().unwrap().to_string();
+    let hook = rx.recv_timeout(Duration::from_secs(5)).expect("PRINT_FORM");
+    assert_eq!(hook["type"], "PRINT_FORM");
+    assert_eq!(hook["uuid"], form.as_str());
+    let pdf_url = hook["attributes"]["url"].as_str().unwrap().to_string();
+    let r = sim.http.get(&pdf_url).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, v) = sim
+        .call("GET", &format!("/v2/print/orders/{form}"), &t, None)
+        .await;
+    assert_eq!(
+        v["entity"]["statuses"].as_array().unwrap().last().unwrap()["code"],
+        "REMOVED"
+    );
+    assert!(v["entity"].get("url").is_none());
+    let (s, v) = reply(sim.http.get(&pdf_url).bearer_auth(&t).send().await.unwrap()).await;
+    assert_eq!(s, 404);
+    assert_eq!(v["errors"][0]["code"], "v2_entity_expired");
+    // A form for orders that do not exist ends INVALID.
+    let (_, v) = sim
+        .call(
+            "POST",
+            "/v2/print/orders",
+            &t,
+            Some(json!({"orders": [{"order_uuid": "nope"}]})),
+        )
+        .await;
+    let bad = v["entity"]["uuid"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, v) = sim
+        .call("GET", &format!("/v2/print/orders/{bad}"), &t, None)
+        .await;
+    assert_eq!(v["requests"][0]["state"], "INVALID", "{v}");
+    assert_eq!(v["requests"][0]["errors"][0]["code"], "v2_entity_empty");
+    let (s, _) = sim
+        .call("POST", "/v2/print/orders", &t, Some(json!({"orders": []})))
+        .await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn an_unreachable_webhook_is_counted_as_failed_and_not_retried() {
+    let sim = spawn(&[]);
+    let t = sim.token().await;
+    // A port that was free a moment ago: the connection is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    sim.call(
+        "POST",
+        "/v2/webhooks",
+        &t,
+        Some(json!({"url": dead, "type": "ORDER_STATUS"})),
+    )
+    .await;
+    let uuid = sim.create(&t, order("WF-1")).await;
+    sim.settled(&t, &uuid, "CREATE").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sim.stats().await["webhooks_failed"] != 2 {
+        assert!(Instant::now() < deadline, "{}", sim.stats().await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = sim.stats().await;
+    assert_eq!(
+        (st["webhooks_failed"].as_u64(), st["webhooks_sent"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let (_, list) = sim.call("GET", "/v2/webhooks", &t, None).await;
+    let hook = list[0]["uuid"].as_str().unwrap().to_string();
+    let (s, _) = sim
+        .call("DELETE", &format!("/v2/webhooks/{hook}"), &t, None)
+        .await;
+    assert_eq!(s, 200);
+    let (_, list) = sim.call("GET", "/v2/webhooks", &t, None).await;
+    assert_eq!(list, json!([]));
+}
