@@ -69,11 +69,12 @@ impl Env {
         loop {
             let v = self.client.get_order(uuid).await.unwrap();
             let s = order_state(&v);
-            let pending = if delete {
-                s.delete_state == Some(RequestState::Accepted)
+            let state = if delete {
+                s.delete_state.clone().unwrap()
             } else {
-                s.request_state == RequestState::Accepted
+                s.request_state.clone()
             };
+            let pending = matches!(state, RequestState::Accepted | RequestState::Waiting);
             if !pending {
                 return v;
             }

@@ -135,7 +135,7 @@ impl Sim {
                 .find(|r| r["type"] == kind)
                 .cloned()
                 .unwrap();
-            if last["state"] != "ACCEPTED" {
+            if last["state"] != "ACCEPTED" && last["state"] != "WAITING" {
                 return v;
             }
             assert!(Instant::now() < deadline, "still ACCEPTED: {v}");

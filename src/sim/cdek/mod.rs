@@ -44,10 +44,12 @@
 //!   (the latest order with that number) / `?cdek_number=`; none → 404 with a GET INVALID request
 //!   envelope (`v2_entity_not_found_im_number` / `v2_entity_not_found`); neither → 400
 //!   `v2_parameters_empty`.
-//! - `DELETE /v2/orders/{uuid}` → 202 with an ACCEPTED `DELETE` request; after the process delay:
-//!   current status `CREATED` or `INVALID` → request `SUCCESSFUL`, status `REMOVED`; otherwise
-//!   the request turns `INVALID` with `v2_entity_has_final_status` ("… the parcel has already
-//!   moved …"). Removed orders stay readable.
+//! - `DELETE /v2/orders/{uuid}` → 202 with an ACCEPTED `DELETE` request (`WAITING` while the
+//!   create or an earlier delete is still running); after the process delay: current status
+//!   `CREATED` or `INVALID` → request `SUCCESSFUL`, status `REMOVED`; already `REMOVED` → `INVALID`
+//!   with `v2_entity_not_found`; otherwise the request turns `INVALID` with
+//!   `v2_entity_has_final_status` ("… the parcel has already moved …"). Removed orders stay
+//!   readable.
 //!
 //! # Print forms (waybills)
 //! `POST /v2/print/orders` (`orders` an array or one object, 1..100, each `order_uuid` or
@@ -83,8 +85,9 @@
 //!   token_rejections, webhooks_sent, webhooks_failed, deletes, prints, faults{kind:n}}`.
 //! - `POST /sim/reset` clears tokens, orders, forms, webhooks, faults and stats (keeps config).
 //!
-//! Not simulated: PATCH, refusal/client return, barcodes, intakes, the calculator, WAITING
-//! requests, per-client visibility, logistics-driven status changes (use the control API).
+//! Not simulated: PATCH, refusal/client return, barcodes, intakes, the calculator,
+//! `v2_similar_request_still_processed`, per-client visibility, logistics-driven status changes
+//! (use the control API).
 
 mod control;
 pub mod rules;
@@ -491,7 +494,12 @@ fn delete_order(st: &mut State, uuid: &str) -> Out {
     if !st.orders.contains_key(uuid) {
         return not_found();
     }
-    let req = new_request(st, "DELETE", "ACCEPTED");
+    // A mutation behind another one still running waits for it (§3).
+    let busy = st.orders[uuid]
+        .requests
+        .iter()
+        .any(|r| r.state == "ACCEPTED" || r.state == "WAITING");
+    let req = new_request(st, "DELETE", if busy { "WAITING" } else { "ACCEPTED" });
     st.orders
         .get_mut(uuid)
         .expect("checked")
@@ -922,6 +930,31 @@ mod tests {
             o["entity"]["recipient"]["phones"][0]["number"],
             "+79990000000"
         );
+        // A delete right behind a create waits for it, then runs.
+        let r = http
+            .post(format!("{}/orders", sim.api_url()))
+            .bearer_auth(&token)
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        let second = v["entity"]["uuid"].as_str().unwrap().to_string();
+        let v: Value = http
+            .delete(format!("{}/orders/{second}", sim.api_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["requests"][0]["state"], "WAITING");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let o = sim.sim.order(&second).unwrap();
+        assert_eq!(o["requests"][1]["type"], "DELETE");
+        assert_eq!(o["requests"][1]["state"], "SUCCESSFUL");
+        assert_eq!(o["entity"]["statuses"][0]["code"], "REMOVED");
         sim.stop().await;
     }
 }

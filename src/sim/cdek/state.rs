@@ -437,6 +437,12 @@ impl State {
         if deletable {
             r.state = "SUCCESSFUL";
             self.set_status(uuid, "REMOVED");
+        } else if current == "REMOVED" {
+            r.state = "INVALID";
+            r.errors = vec![ApiError::new(
+                "v2_entity_not_found",
+                "The order is already deleted",
+            )];
         } else {
             r.state = "INVALID";
             r.errors = vec![ApiError::new(
