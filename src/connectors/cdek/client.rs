@@ -541,7 +541,8 @@ impl CdekClient {
         .await
     }
 
-    /// `GET /orders?im_number=` → the latest order with this number, None when there is none.
+    /// `GET /orders?im_number=` → the latest order with this number, None only when CDEK says
+    /// there is none (`v2_entity_not_found*`); any other failure is an error.
     pub async fn find_by_im_number(&self, number: &str) -> Result<Option<Value>, CallError> {
         self.find("im_number", number).await
     }
@@ -562,8 +563,14 @@ impl CdekClient {
             .await
         {
             Ok(v) if v["entity"]["uuid"].is_string() => Ok(Some(v)),
-            Ok(_) => Ok(None),
-            Err(CallError::Rejected { status: 404, .. }) => Ok(None),
+            Ok(v) => Err(CallError::Malformed(format!("no entity.uuid in {v}"))),
+            // Only CDEK's own "no such order" means absent: a 404 of a wrong URL must not let a
+            // caller conclude that an order does not exist (and create a duplicate).
+            Err(CallError::Rejected {
+                status: 404, code, ..
+            }) if code.starts_with("v2_entity_not_found") || code == "v2_order_not_found" => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
