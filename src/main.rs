@@ -80,6 +80,34 @@ enum Command {
 enum SimTarget {
     /// The Ozon Seller API simulator; prints `obmen sim ozon: listening on http://ADDR`.
     Ozon(SimOzonArgs),
+    /// The CDEK API v2 simulator; prints `obmen sim cdek: listening on http://ADDR` (API base
+    /// `http://ADDR/v2`).
+    Cdek(SimCdekArgs),
+}
+
+#[derive(clap::Args)]
+struct SimCdekArgs {
+    /// Address to listen on (port 0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    listen: String,
+    /// The accepted client_id (default: CDEK's public test account).
+    #[arg(long, default_value = obmen::sim::cdek::TEST_CLIENT_ID)]
+    client_id: String,
+    /// The accepted client_secret (default: CDEK's public test account).
+    #[arg(long, default_value = obmen::sim::cdek::TEST_CLIENT_SECRET)]
+    client_secret: String,
+    /// Milliseconds before a create or delete is processed in the background.
+    #[arg(long, default_value_t = 300)]
+    process_delay_ms: u64,
+    /// Milliseconds before a print form is READY.
+    #[arg(long, default_value_t = 500)]
+    print_delay_ms: u64,
+    /// Lifetime of an access token.
+    #[arg(long, default_value_t = 3599)]
+    token_ttl_secs: u64,
+    /// Production mode: stricter validation than the public test server.
+    #[arg(long)]
+    production: bool,
 }
 
 #[derive(clap::Args)]
@@ -418,6 +446,20 @@ fn sim(target: SimTarget) -> Result<(), String> {
             };
             actix_web::rt::System::new()
                 .block_on(obmen::sim::ozon::run(cfg, &a.listen))
+                .map_err(|e| format!("{e:#}"))
+        }
+        SimTarget::Cdek(a) => {
+            let cfg = obmen::sim::cdek::SimConfig {
+                client_id: a.client_id,
+                client_secret: a.client_secret,
+                process_delay_ms: a.process_delay_ms,
+                print_delay_ms: a.print_delay_ms,
+                token_ttl_secs: a.token_ttl_secs,
+                production: a.production,
+                ..Default::default()
+            };
+            actix_web::rt::System::new()
+                .block_on(obmen::sim::cdek::run(cfg, &a.listen))
                 .map_err(|e| format!("{e:#}"))
         }
     }

@@ -413,8 +413,18 @@ pub fn gen_catalog(dir: &Path, goods: u64, seed: u64, images: bool) -> serde_jso
 
 /// Start `obmen sim ozon` on a free port; returns the process and its base URL.
 pub fn spawn_sim(args: &[&str]) -> (Child, String) {
+    spawn_named_sim("ozon", args)
+}
+
+/// The CDEK simulator binary (`obmen sim cdek`) on a free port: (process, `http://ADDR`).
+pub fn spawn_cdek_sim(args: &[&str]) -> (Child, String) {
+    spawn_named_sim("cdek", args)
+}
+
+/// `obmen sim <name> --listen 127.0.0.1:0 ARGS`, waiting for its `listening on http://ADDR` line.
+pub fn spawn_named_sim(name: &str, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_obmen"))
-        .args(["sim", "ozon", "--listen", "127.0.0.1:0"])
+        .args(["sim", name, "--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("OBMEN_CONFIG")
         .env("OBMEN_LOG", "warn")

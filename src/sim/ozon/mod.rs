@@ -95,7 +95,7 @@
 //! background, each retried 5 times with growing delay (0.2 s … 4 s), then dropped.
 
 mod control;
-mod pdf;
+pub(crate) mod pdf;
 mod postings;
 mod products;
 mod push;

@@ -2,8 +2,18 @@
 
 /// A label PDF listing the posting numbers (ASCII only).
 pub fn label(postings: &[String]) -> Vec<u8> {
-    let mut text = String::from("BT /F1 14 Tf 20 260 Td (Ozon simulator package label) Tj");
-    for n in postings {
+    document("Ozon simulator package label", postings)
+}
+
+/// A one-page PDF with an ASCII title and one line per entry (only letters, digits and `-` of
+/// each entry are kept). Shared with the other simulators (CDEK waybills).
+pub fn document(title: &str, lines: &[String]) -> Vec<u8> {
+    let title: String = title
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == ' ' || *c == '-')
+        .collect();
+    let mut text = format!("BT /F1 14 Tf 20 260 Td ({title}) Tj");
+    for n in lines {
         let safe: String = n
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
