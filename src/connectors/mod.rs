@@ -1,4 +1,5 @@
 //! Connectors to external systems: one folder per system (client, mapping, its jobs). They
 //! adapt the outside world to the domain (catalog, orders, relay); the domain never sees HTTP.
 
+pub mod dpd;
 pub mod ozon;

@@ -1,3 +1,4 @@
 //! Local simulators of external APIs (marketplaces, couriers) for tests and demo mode.
 
+pub mod dpd;
 pub mod ozon;

@@ -413,8 +413,13 @@ pub fn gen_catalog(dir: &Path, goods: u64, seed: u64, images: bool) -> serde_jso
 
 /// Start `obmen sim ozon` on a free port; returns the process and its base URL.
 pub fn spawn_sim(args: &[&str]) -> (Child, String) {
+    spawn_sim_named("ozon", args)
+}
+
+/// Start `obmen sim <name>` on a free port; returns the process and its base URL.
+pub fn spawn_sim_named(name: &str, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_obmen"))
-        .args(["sim", "ozon", "--listen", "127.0.0.1:0"])
+        .args(["sim", name, "--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("OBMEN_CONFIG")
         .env("OBMEN_LOG", "warn")
