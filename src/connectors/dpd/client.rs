@@ -575,19 +575,26 @@ impl DpdClient {
         max_polls: u32,
         interval: Duration,
     ) -> Result<CreateResult, CallError> {
-        let failed = match self.create_order(o).await {
-            Ok(r) if matches!(r.status, DpdStatus::Pending | DpdStatus::Duplicate) => None,
+        let first = match self.create_order(o).await {
+            Ok(r) if matches!(r.status, DpdStatus::Pending | DpdStatus::Duplicate) => Ok(r),
             Ok(r) => return Ok(r),
             Err(e) if e.not_applied() => return Err(e),
-            Err(e) => Some(e),
+            Err(e) => Err(e),
         };
         tokio::time::sleep(interval).await;
         let r = self
             .await_number(&o.number_internal, &o.date_pickup, max_polls, interval)
             .await?;
-        match (failed, &r.status) {
-            (Some(e), DpdStatus::Error) => Err(e),
-            _ => Ok(r),
+        if r.status != DpdStatus::Error {
+            return Ok(r);
+        }
+        match first {
+            // The create may not have arrived: the caller may try it again later.
+            Err(e) => Err(e),
+            // DPD says it exists but cannot find it by number + date (another pickup date?):
+            // report the duplicate, which names the conflict.
+            Ok(dup) if dup.status == DpdStatus::Duplicate => Ok(dup),
+            Ok(_) => Ok(r),
         }
     }
 }

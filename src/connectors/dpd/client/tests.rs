@@ -226,16 +226,34 @@ async fn a_timed_out_create_is_looked_up_not_sent_again() {
     assert!(rows[0].error.as_deref().unwrap().contains("in time"));
     assert_eq!(rows[1].endpoint, "order2/getOrderStatus");
 
-    // A timeout with nothing applied: the lookup says not found, the timeout comes back.
+    // A timeout with nothing applied: the lookup says not found, so the timeout comes back
+    // (the caller may create again later) and still nothing was created twice.
     env.control(
         "/sim/faults",
-        json!({"rate_timeout": 1.0, "timeout_ms": 1000, "apply_before_timeout": false}),
+        json!({"rate_timeout": 1.0, "timeout_ms": 1500, "apply_before_timeout": false}),
     )
     .await;
-    let err = c.create_order(&order("ORD-U")).await.unwrap_err();
+    let task = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.obtain_number(&order("ORD-U"), 3, Duration::from_millis(200))
+                .await
+        })
+    };
+    for _ in 0..200 {
+        if env.sim.sim.stats()["calls"]["createOrder"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    env.control("/sim/faults", json!({})).await;
+    let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, CallError::Timeout(_)), "{err:?}");
     assert!(!err.not_applied());
-    env.control("/sim/faults", json!({})).await;
+    let stats = env.sim.sim.stats();
+    assert_eq!(stats["calls"]["createOrder"], 2, "{stats}");
+    assert_eq!(stats["calls"]["getOrderStatus"], 2, "{stats}");
+    assert!(env.sim.sim.order("ORD-U").is_none());
     let r = c.order_status("ORD-U", "2026-11-25").await.unwrap();
     assert_eq!(r.status, DpdStatus::Error);
     assert!(r.error.unwrap().contains("not found"));
