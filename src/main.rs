@@ -83,6 +83,9 @@ enum SimTarget {
     /// The CDEK API v2 simulator; prints `obmen sim cdek: listening on http://ADDR` (API base
     /// `http://ADDR/v2`).
     Cdek(SimCdekArgs),
+    /// The DPD Russia SOAP simulator (order2, tracing); prints
+    /// `obmen sim dpd: listening on http://ADDR`.
+    Dpd(SimDpdArgs),
 }
 
 #[derive(clap::Args)]
@@ -108,6 +111,25 @@ struct SimCdekArgs {
     /// Production mode: stricter validation than the public test server.
     #[arg(long)]
     production: bool,
+}
+
+#[derive(clap::Args)]
+struct SimDpdArgs {
+    /// Address to listen on (port 0 = any free port).
+    #[arg(long, default_value = "127.0.0.1:8091")]
+    listen: String,
+    /// The accepted auth.clientNumber.
+    #[arg(long, default_value = "1001234567")]
+    client_number: String,
+    /// The accepted auth.clientKey.
+    #[arg(long, default_value = "sim-client-key")]
+    client_key: String,
+    /// How many getOrderStatus polls answer OrderPending before OK.
+    #[arg(long, default_value_t = 2)]
+    pending_polls: u32,
+    /// createOrder answers OK with the number at once instead of OrderPending.
+    #[arg(long)]
+    immediate: bool,
 }
 
 #[derive(clap::Args)]
@@ -460,6 +482,21 @@ fn sim(target: SimTarget) -> Result<(), String> {
             };
             actix_web::rt::System::new()
                 .block_on(obmen::sim::cdek::run(cfg, &a.listen))
+                .map_err(|e| format!("{e:#}"))
+        }
+        SimTarget::Dpd(a) => {
+            let cfg = obmen::sim::dpd::SimConfig {
+                client_number: a.client_number,
+                client_key: a.client_key,
+                pending_polls: a.pending_polls,
+                mode: if a.immediate {
+                    obmen::sim::dpd::Mode::Ok
+                } else {
+                    obmen::sim::dpd::Mode::Pending
+                },
+            };
+            actix_web::rt::System::new()
+                .block_on(obmen::sim::dpd::run(cfg, &a.listen))
                 .map_err(|e| format!("{e:#}"))
         }
     }

@@ -2,4 +2,5 @@
 //! adapt the outside world to the domain (catalog, orders, relay); the domain never sees HTTP.
 
 pub mod cdek;
+pub mod dpd;
 pub mod ozon;
