@@ -23,6 +23,8 @@ pub struct Config {
     pub orders: OrdersConfig,
     pub relay: RelayConfig,
     pub ozon: OzonConfig,
+    pub cdek: CdekConfig,
+    pub dpd: DpdConfig,
     /// obmen's address as the outside world reaches it (`OBMEN_PUBLIC_URL`), used in links it
     /// hands out: card images for Ozon, label and waybill links to 1C. Default: from `listen`.
     pub public_url: Option<String>,
@@ -202,52 +204,189 @@ impl OzonConfig {
     /// Every key from `OBMEN_OZON_<KEY>`: strings as they are, numbers and booleans parsed,
     /// lists and tables as JSON.
     fn apply_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let mut v = serde_json::to_value(&*self).map_err(|e| ConfigError::Env {
-            name: "OBMEN_OZON_*".into(),
+        apply_env_section(self, "OBMEN_OZON", &["warehouse_id"], get)
+    }
+}
+
+/// Every key of a config section from `<PREFIX>_<KEY>`: strings as they are, numbers and
+/// booleans parsed, lists and tables as JSON; `numeric` options not set yet take numbers.
+fn apply_env_section<T: Serialize + serde::de::DeserializeOwned>(
+    section: &mut T,
+    prefix: &str,
+    numeric: &[&str],
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let all = format!("{prefix}_*");
+    let mut v = serde_json::to_value(&*section).map_err(|e| ConfigError::Env {
+        name: all.clone(),
+        message: e.to_string(),
+    })?;
+    let map = v.as_object_mut().expect("a struct serializes to a map");
+    let mut changed = false;
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for key in keys {
+        let name = format!("{prefix}_{}", key.to_ascii_uppercase());
+        let Some(raw) = get(&name).filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let err = |message: String| ConfigError::Env {
+            name: name.clone(),
+            message,
+        };
+        let new = match &map[&key] {
+            serde_json::Value::Number(_) => serde_json::from_str::<serde_json::Value>(raw.trim())
+                .ok()
+                .filter(|x| x.is_number())
+                .ok_or_else(|| err(format!("expected a number, got {raw:?}")))?,
+            serde_json::Value::Bool(_) => serde_json::Value::Bool(
+                parse_bool(&raw).ok_or_else(|| err(format!("expected yes or no, got {raw:?}")))?,
+            ),
+            serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
+                serde_json::from_str(&raw).map_err(|e| err(format!("expected JSON: {e}")))?
+            }
+            // Strings, and options not set yet: numbers where the key wants one.
+            _ => match serde_json::from_str::<serde_json::Value>(raw.trim()) {
+                Ok(n @ serde_json::Value::Number(_)) if numeric.contains(&key.as_str()) => n,
+                _ => serde_json::Value::String(raw),
+            },
+        };
+        map.insert(key, new);
+        changed = true;
+    }
+    if changed {
+        *section = serde_json::from_value(v).map_err(|e| ConfigError::Env {
+            name: all,
             message: e.to_string(),
         })?;
-        let map = v.as_object_mut().expect("a struct serializes to a map");
-        let mut changed = false;
-        let keys: Vec<String> = map.keys().cloned().collect();
-        for key in keys {
-            let name = format!("OBMEN_OZON_{}", key.to_ascii_uppercase());
-            let Some(raw) = get(&name).filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let err = |message: String| ConfigError::Env {
-                name: name.clone(),
-                message,
-            };
-            let new = match &map[&key] {
-                serde_json::Value::Number(_) => {
-                    serde_json::from_str::<serde_json::Value>(raw.trim())
-                        .ok()
-                        .filter(|x| x.is_number())
-                        .ok_or_else(|| err(format!("expected a number, got {raw:?}")))?
-                }
-                serde_json::Value::Bool(_) => serde_json::Value::Bool(
-                    parse_bool(&raw)
-                        .ok_or_else(|| err(format!("expected yes or no, got {raw:?}")))?,
-                ),
-                serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
-                    serde_json::from_str(&raw).map_err(|e| err(format!("expected JSON: {e}")))?
-                }
-                // Strings, and options not set yet: numbers where the key wants one.
-                _ => match serde_json::from_str::<serde_json::Value>(raw.trim()) {
-                    Ok(n @ serde_json::Value::Number(_)) if key == "warehouse_id" => n,
-                    _ => serde_json::Value::String(raw),
-                },
-            };
-            map.insert(key, new);
-            changed = true;
+    }
+    Ok(())
+}
+
+/// The CDEK connector (`[cdek]`; every key also as `OBMEN_CDEK_<KEY>`). On when `base_url` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CdekConfig {
+    /// `https://api.cdek.ru/v2` (test: `https://api.edu.cdek.ru/v2`).
+    pub base_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// CDEK tariff (137 = parcel warehouse→door, 139 door→door, 136 warehouse→warehouse …).
+    pub tariff_code: i64,
+    /// Tariff when the order names a pickup point (`delivery.pickup_point`).
+    pub tariff_code_pickup_point: i64,
+    /// Sender: a CDEK city code (`44`) or an address; for "from warehouse" tariffs use
+    /// `shipment_point`.
+    pub from_location: Option<String>,
+    /// Sender CDEK office code (tariffs from a warehouse).
+    pub shipment_point: Option<String>,
+    pub sender_name: Option<String>,
+    pub sender_phone: Option<String>,
+    /// `delivery.method` values (or 1C `Способ доставки`) meaning CDEK, compared loosely.
+    pub methods: Vec<String>,
+    /// Weight (grams) of a good 1C gives none for; none: such an order is refused.
+    pub default_weight_g: Option<u64>,
+    /// Package dimensions (cm) when the goods give none.
+    pub default_length_cm: u64,
+    pub default_width_cm: u64,
+    pub default_height_cm: u64,
+    /// Cash on delivery for orders not paid yet.
+    pub cod: bool,
+    /// Subscribe to CDEK's ORDER_STATUS webhook at `<public_url>/cdek/webhook`.
+    pub webhooks: bool,
+    /// Delivery status polling (cron with seconds), besides webhooks.
+    pub track_poll: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for CdekConfig {
+    fn default() -> Self {
+        CdekConfig {
+            base_url: None,
+            client_id: None,
+            client_secret: None,
+            tariff_code: 137,
+            tariff_code_pickup_point: 136,
+            from_location: None,
+            shipment_point: None,
+            sender_name: None,
+            sender_phone: None,
+            methods: vec!["cdek".into(), "сдэк".into()],
+            default_weight_g: None,
+            default_length_cm: 20,
+            default_width_cm: 20,
+            default_height_cm: 10,
+            cod: true,
+            webhooks: true,
+            track_poll: "0 */10 * * * *".into(),
+            timeout_secs: 30,
         }
-        if changed {
-            *self = serde_json::from_value(v).map_err(|e| ConfigError::Env {
-                name: "OBMEN_OZON_*".into(),
-                message: e.to_string(),
-            })?;
+    }
+}
+
+impl CdekConfig {
+    pub fn enabled(&self) -> bool {
+        self.base_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
+    }
+}
+
+/// The DPD connector (`[dpd]`; every key also as `OBMEN_DPD_<KEY>`). On when `base_url` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpdConfig {
+    /// `https://ws.dpd.ru` (test: `https://wstest.dpd.ru`); services under `/services/…`.
+    pub base_url: Option<String>,
+    pub client_number: Option<String>,
+    pub client_key: Option<String>,
+    /// `delivery.method` values (or 1C `Способ доставки`) meaning DPD.
+    pub methods: Vec<String>,
+    /// `serviceCode` (PCL, ECN, CUR …) and `serviceVariant` (ДД, ДТ, ТД, ТТ).
+    pub service_code: String,
+    pub service_variant: String,
+    /// Pickup this many days after the order is ready.
+    pub pickup_after_days: i64,
+    pub sender_name: String,
+    pub sender_city: String,
+    pub sender_street: String,
+    pub sender_house: String,
+    pub sender_contact: String,
+    pub sender_phone: String,
+    /// Weight (grams) of a good 1C gives none for; none: such an order is refused.
+    pub default_weight_g: Option<u64>,
+    /// Tracking polling (cron with seconds).
+    pub track_poll: String,
+    pub timeout_secs: u64,
+}
+
+impl Default for DpdConfig {
+    fn default() -> Self {
+        DpdConfig {
+            base_url: None,
+            client_number: None,
+            client_key: None,
+            methods: vec!["dpd".into(), "дпд".into()],
+            service_code: "PCL".into(),
+            service_variant: "ДД".into(),
+            pickup_after_days: 1,
+            sender_name: String::new(),
+            sender_city: String::new(),
+            sender_street: String::new(),
+            sender_house: String::new(),
+            sender_contact: String::new(),
+            sender_phone: String::new(),
+            default_weight_g: None,
+            track_poll: "0 */10 * * * *".into(),
+            timeout_secs: 120,
         }
-        Ok(())
+    }
+}
+
+impl DpdConfig {
+    pub fn enabled(&self) -> bool {
+        self.base_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
     }
 }
 
@@ -359,6 +498,8 @@ impl Default for Config {
             orders: OrdersConfig::default(),
             relay: RelayConfig::default(),
             ozon: OzonConfig::default(),
+            cdek: CdekConfig::default(),
+            dpd: DpdConfig::default(),
             public_url: None,
         }
     }
@@ -499,6 +640,8 @@ impl Config {
             self.relay.backoff_max_secs = parse("OBMEN_RELAY_BACKOFF_MAX_SECS", &v)?;
         }
         self.ozon.apply_env(&get)?;
+        apply_env_section(&mut self.cdek, "OBMEN_CDEK", &["default_weight_g"], &get)?;
+        apply_env_section(&mut self.dpd, "OBMEN_DPD", &["default_weight_g"], &get)?;
         Ok(())
     }
 
@@ -549,6 +692,12 @@ impl Config {
         }
         if c.api.token.is_some() {
             c.api.token = Some("********".into());
+        }
+        if c.cdek.client_secret.is_some() {
+            c.cdek.client_secret = Some("********".into());
+        }
+        if c.dpd.client_key.is_some() {
+            c.dpd.client_key = Some("********".into());
         }
         if c.ozon.api_key.is_some() {
             c.ozon.api_key = Some("********".into());

@@ -9,6 +9,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::config::Config;
 use crate::connectors::ozon::Ozon;
+use crate::connectors::shipping::{self, Carrier, Carriers};
 use crate::exchange::{self, Exchange, JobRunner};
 use crate::relay::{Policy, Relay};
 use crate::store;
@@ -19,6 +20,10 @@ pub struct Services {
     pub ozon: Option<Arc<Ozon>>,
     /// Wakes the Ozon order dispatcher (after a sale import from 1C).
     pub dispatch_now: tokio::sync::Notify,
+    /// The couriers configured (CDEK, DPD).
+    pub carriers: Carriers,
+    /// Wakes the courier dispatcher (after a sale import from 1C).
+    pub ship_now: tokio::sync::Notify,
 }
 
 pub fn relay_policy(cfg: &Config) -> Policy {
@@ -39,12 +44,143 @@ pub fn build_services(ex: &Arc<Exchange>) -> anyhow::Result<Arc<Services>> {
     if let Some(o) = &ozon {
         handlers.extend(o.handlers());
     }
+    let (carriers, extra) = build_carriers(&ex.cfg, &ex.pool);
+    handlers.extend(carriers.handlers(ex.cfg.clone(), ex.pool.clone()));
+    handlers.extend(extra);
     let relay = Relay::new(ex.pool.clone(), relay_policy(&ex.cfg), handlers);
     Ok(Arc::new(Services {
         relay,
         ozon,
         dispatch_now: tokio::sync::Notify::new(),
+        carriers,
+        ship_now: tokio::sync::Notify::new(),
     }))
+}
+
+/// The couriers whose `base_url` is set, and their handlers besides the shipment steps.
+pub fn build_carriers(
+    cfg: &Config,
+    pool: &store::DbPool,
+) -> (Carriers, Vec<Arc<dyn crate::relay::Handler>>) {
+    let mut list: Vec<Arc<dyn Carrier>> = Vec::new();
+    let mut extra: Vec<Arc<dyn crate::relay::Handler>> = Vec::new();
+    if cfg.cdek.enabled() {
+        let c = &cfg.cdek;
+        let client = crate::connectors::cdek::CdekClient::new(
+            c.base_url.as_deref().unwrap_or_default(),
+            c.client_id.as_deref().unwrap_or_default(),
+            c.client_secret.as_deref().unwrap_or_default(),
+            Duration::from_secs(c.timeout_secs.max(1)),
+            pool.clone(),
+        );
+        extra.push(Arc::new(
+            crate::connectors::cdek::carrier::SubscribeHandler {
+                client: client.clone(),
+            },
+        ));
+        list.push(Arc::new(crate::connectors::cdek::carrier::Cdek {
+            client,
+            cfg: c.clone(),
+        }));
+    }
+    if cfg.dpd.enabled() {
+        let d = &cfg.dpd;
+        list.push(Arc::new(crate::connectors::dpd::carrier::Dpd {
+            client: crate::connectors::dpd::client::DpdClient::new(
+                d.base_url.as_deref().unwrap_or_default(),
+                d.client_number.as_deref().unwrap_or_default(),
+                d.client_key.as_deref().unwrap_or_default(),
+                Duration::from_secs(d.timeout_secs.max(1)),
+                pool.clone(),
+            ),
+            cfg: d.clone(),
+        }));
+    }
+    (Carriers { list }, extra)
+}
+
+/// Couriers: create / delete delivery orders as 1C's statuses ask (a loop woken after every
+/// sale import), track them on their schedules, subscribe to CDEK's status webhook.
+async fn start_carriers(
+    ex: Arc<Exchange>,
+    svc: Arc<Services>,
+    sched: &JobScheduler,
+) -> anyhow::Result<()> {
+    if svc.carriers.is_empty() {
+        return Ok(());
+    }
+    let (ex2, svc2) = (ex.clone(), svc.clone());
+    tokio::spawn(async move {
+        loop {
+            let (pool, cfg, carriers) = (ex2.pool.clone(), ex2.cfg.clone(), svc2.carriers.clone());
+            let res = tokio::task::spawn_blocking(move || {
+                let mut c = pool.get()?;
+                shipping::dispatch(&mut c, &cfg, &carriers)
+            })
+            .await;
+            match res {
+                Ok(Ok(s)) if s.created + s.deleted > 0 => svc2.relay.wake(),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "couriers: dispatch failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "couriers: dispatch failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = svc2.ship_now.notified() => {}
+            }
+        }
+    });
+    for c in svc.carriers.list.clone() {
+        let cron = match c.name() {
+            "cdek" => ex.cfg.cdek.track_poll.clone(),
+            _ => ex.cfg.dpd.track_poll.clone(),
+        };
+        let (pool, relay) = (ex.pool.clone(), svc.relay.clone());
+        on_schedule(
+            sched,
+            &cron,
+            move || {
+                let (pool, relay, c) = (pool.clone(), relay.clone(), c.clone());
+                async move {
+                    let n = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                        let mut conn = pool.get()?;
+                        Ok(shipping::queue_tracking(&mut conn, c.as_ref())?)
+                    })
+                    .await??;
+                    if n > 0 {
+                        relay.wake();
+                    }
+                    Ok(())
+                }
+            },
+            "couriers: tracking schedule failed",
+        )
+        .await?;
+    }
+    if ex.cfg.cdek.enabled() && ex.cfg.cdek.webhooks && ex.cfg.public_url.is_some() {
+        let url = format!("{}/cdek/webhook", ex.cfg.public_base());
+        let pool = ex.pool.clone();
+        let relay = svc.relay.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut c = pool.get()?;
+            crate::relay::store::enqueue(
+                &mut c,
+                &crate::relay::store::NewMessage::new(
+                    "cdek",
+                    crate::connectors::cdek::carrier::KIND_WEBHOOK,
+                    url.clone(),
+                    serde_json::json!({"url": url, "type": "ORDER_STATUS"}),
+                ),
+                crate::relay::store::Enqueue::Once,
+            )?;
+            Ok(())
+        })
+        .await??;
+        relay.wake();
+    }
+    Ok(())
 }
 
 /// Start the relay loops, and the Ozon planner: after every successful catalog import (once
@@ -55,6 +191,7 @@ pub async fn start_services(
     sched: &JobScheduler,
 ) -> anyhow::Result<()> {
     svc.relay.spawn();
+    start_carriers(ex.clone(), svc.clone(), sched).await?;
     if let Some(ozon) = svc.ozon.clone() {
         let mut imported = ex.jobs.subscribe();
         let relay = svc.relay.clone();

@@ -4,3 +4,4 @@
 pub mod cdek;
 pub mod dpd;
 pub mod ozon;
+pub mod shipping;

@@ -489,6 +489,7 @@ pub(crate) mod tests {
                 method: Some("cdek".into()),
                 address: None,
                 cost: Some(300.0),
+                ..Default::default()
             }),
             payment: Some(Payment {
                 method: Some("card".into()),

@@ -293,9 +293,20 @@ pub struct Customer {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Delivery {
+    /// How it is delivered: `cdek`, `dpd`, a marketplace … (chooses the carrier).
     pub method: Option<String>,
     pub address: Option<String>,
     pub cost: Option<f64>,
+    /// For couriers: the recipient's city, the carrier's city code, postal code, and a
+    /// pickup point (PVZ) code when not delivered to the door.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pickup_point: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -455,6 +455,26 @@ pub fn list(
     Ok(out)
 }
 
+/// A write transaction: `BEGIN IMMEDIATE` at the top, a savepoint inside one already open (a
+/// connector's bookkeeping runs inside the outbox's transaction).
+pub fn write_tx<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Conn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .is_some();
+    if nested {
+        conn.transaction(f)
+    } else {
+        conn.immediate_transaction(f)
+    }
+}
+
 /// Set (or replace) a requisite written to 1C, e.g. `Зарегистрирован перевозчиком` or the
 /// waybill link. A real change bumps the version, so the order goes to 1C again.
 pub fn set_requisite(
@@ -464,7 +484,7 @@ pub fn set_requisite(
     value: &str,
     source: Source,
 ) -> Result<bool, OrderError> {
-    conn.immediate_transaction(|conn| {
+    write_tx(conn, |conn| {
         let (id, raw): (i32, String) = orders::table
             .filter(orders::number.eq(number))
             .select((orders::id, orders::requisites))

@@ -247,6 +247,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    shipments (id) {
+        id -> Integer,
+        order_id -> Integer,
+        order_number -> Text,
+        carrier -> Text,
+        state -> Text,
+        carrier_ref -> Nullable<Text>,
+        carrier_number -> Nullable<Text>,
+        tracking_number -> Nullable<Text>,
+        status_code -> Nullable<Text>,
+        status_name -> Nullable<Text>,
+        waybill_url -> Nullable<Text>,
+        error -> Nullable<Text>,
+        data -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     settings,
     exchange_sessions,
@@ -525,6 +545,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ozon_postings,
     ozon_push,
     order_documents,
+    shipments,
     reconciliation_reports,
     reconciliation_items,
     orders,

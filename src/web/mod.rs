@@ -1,6 +1,7 @@
 //! HTTP wiring: the exchange endpoints, health checks and the JSON API.
 
 pub mod api;
+pub mod carrier_hooks;
 pub mod documents;
 pub mod media;
 pub mod orders_api;
@@ -36,6 +37,7 @@ pub fn configure(
     }
     cfg.route("/healthz", web::get().to(healthz));
     cfg.route("/ozon/push", web::post().to(ozon_push::push));
+    cfg.route("/cdek/webhook", web::post().to(carrier_hooks::cdek));
     cfg.route(
         "/documents/{id}/{token}/{name}",
         web::get().to(documents::download),
@@ -50,6 +52,10 @@ pub fn configure(
             .route("/orders", web::post().to(orders_api::create))
             .route("/orders", web::get().to(orders_api::list))
             .route("/orders/{number}", web::get().to(orders_api::get))
+            .route(
+                "/orders/{number}/tracking",
+                web::get().to(orders_api::tracking),
+            )
             .route("/outbox", web::get().to(relay_api::list))
             .route("/outbox/counts", web::get().to(relay_api::counts))
             .route("/outbox/{id}", web::get().to(relay_api::get))
@@ -87,6 +93,7 @@ async fn exchange(
     let r = exchange_endpoint(req, payload, ex).await;
     if sale_import {
         svc.dispatch_now.notify_one();
+        svc.ship_now.notify_one();
     }
     r
 }

@@ -1,6 +1,7 @@
 //! The orders API (Bearer `OBMEN_API_TOKEN`):
 //! `POST /api/v1/orders` (intake, idempotent on channel + external_id),
-//! `GET /api/v1/orders/{number}`, `GET /api/v1/orders?status=&channel=&limit=`.
+//! `GET /api/v1/orders/{number}` (with `shipments`), `GET /api/v1/orders/{number}/tracking`,
+//! `GET /api/v1/orders?status=&channel=&limit=`.
 
 use std::sync::Arc;
 
@@ -163,7 +164,40 @@ pub async fn get(
             return Ok(None);
         };
         let t = store::timeline(c, o.id)?;
-        Ok(Some(order_json(&o, Some(&t))))
+        let mut v = order_json(&o, Some(&t));
+        v["shipments"] = Value::from(crate::connectors::shipping::shipments_json(c, o.id)?);
+        Ok(Some(v))
+    })
+    .await;
+    match res {
+        Ok(Some(v)) => HttpResponse::Ok().json(v),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("No order {number}."),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/orders/{number}/tracking` → carrier, tracking number and delivery status.
+pub async fn tracking(
+    req: HttpRequest,
+    path: web::Path<String>,
+    ex: web::Data<Arc<Exchange>>,
+    svc: web::Data<Arc<crate::server::Services>>,
+) -> HttpResponse {
+    if let Err(r) = authorize(&req, &ex) {
+        return r;
+    }
+    let number = path.into_inner();
+    let n2 = number.clone();
+    let ex2 = ex.get_ref().clone();
+    let carriers = svc.carriers.clone();
+    let res = block(&ex2, move |c| {
+        Ok(crate::connectors::shipping::tracking_json(
+            c, &carriers, &n2,
+        )?)
     })
     .await;
     match res {

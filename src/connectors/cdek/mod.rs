@@ -3,3 +3,4 @@
 pub mod client;
 
 pub use client::{CallError, CdekClient, OrderState, RequestState};
+pub mod carrier;

@@ -46,7 +46,8 @@
 //! Errors: SOAP `Fault { faultcode, faultstring, detail/WSFault { code, message } }` (HTTP 500);
 //! a refused `auth` has code `no-auth`.
 
-mod client;
+pub mod carrier;
+pub mod client;
 pub mod xml;
 
 pub use client::*;

@@ -108,9 +108,6 @@ pub fn store_label(
     posting: &str,
     pdf: &[u8],
 ) -> anyhow::Result<String> {
-    let Some(order_id) = order_id(conn, order_number)? else {
-        anyhow::bail!("no order {order_number}");
-    };
     let safe: String = posting
         .chars()
         .map(|c| {
@@ -121,33 +118,64 @@ pub fn store_label(
             }
         })
         .collect();
-    let name = format!("ozon-label-{safe}.pdf");
+    store_document(
+        conn,
+        cfg,
+        &Document {
+            order_number,
+            kind: DOC_KIND,
+            name: &format!("ozon-label-{safe}.pdf"),
+            body: pdf,
+            requisite: REQUISITE,
+            source: Source::Ozon,
+        },
+    )
+}
+
+/// A PDF for an order (label, waybill) and the requisite that carries its link to 1C.
+pub struct Document<'a> {
+    pub order_number: &'a str,
+    pub kind: &'a str,
+    /// File name, safe characters only.
+    pub name: &'a str,
+    pub body: &'a [u8],
+    pub requisite: &'a str,
+    pub source: Source,
+}
+
+/// Store a document under `<data>/documents/<order id>/`, record it with an unguessable link,
+/// and set the requisite. Returns the link.
+pub fn store_document(conn: &mut Conn, cfg: &Config, d: &Document) -> anyhow::Result<String> {
+    let Some(order_id) = order_id(conn, d.order_number)? else {
+        anyhow::bail!("no order {}", d.order_number);
+    };
+    let name = d.name;
     let dir = cfg.documents_dir().join(order_id.to_string());
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!(".{name}.part"));
-    std::fs::write(&tmp, pdf)?;
-    std::fs::rename(&tmp, dir.join(&name))?;
+    std::fs::write(&tmp, d.body)?;
+    std::fs::rename(&tmp, dir.join(name))?;
     let rel = Path::new("documents")
         .join(order_id.to_string())
-        .join(&name)
+        .join(name)
         .to_string_lossy()
         .replace('\\', "/");
     let token = crate::exchange::random_token(32);
     let id: i32 = diesel::insert_into(order_documents::table)
         .values((
             order_documents::order_id.eq(order_id),
-            order_documents::kind.eq(DOC_KIND),
-            order_documents::name.eq(&name),
+            order_documents::kind.eq(d.kind),
+            order_documents::name.eq(name),
             order_documents::path.eq(&rel),
             order_documents::content_type.eq("application/pdf"),
-            order_documents::bytes.eq(pdf.len() as i64),
+            order_documents::bytes.eq(d.body.len() as i64),
             order_documents::created_at.eq(now_ms()),
             order_documents::token.eq(&token),
         ))
         .returning(order_documents::id)
         .get_result(conn)?;
-    let url = link(cfg, id, &token, &name);
-    ostore::set_requisite(conn, order_number, REQUISITE, &url, Source::Ozon)?;
+    let url = link(cfg, id, &token, name);
+    ostore::set_requisite(conn, d.order_number, d.requisite, &url, d.source)?;
     Ok(url)
 }
 

@@ -145,6 +145,7 @@ pub fn order_input(conn: &mut Conn, p: &Value) -> QueryResult<OrderInput> {
             method: Some("ozon".into()),
             address: None,
             cost: None,
+            ..Default::default()
         }),
         payment: Some(Payment {
             method: Some("ozon".into()),
