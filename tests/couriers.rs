@@ -279,6 +279,27 @@ async fn cdek_order_from_1c_status_with_waybill_delete_and_refusal_under_faults(
         json!({"code": "RECEIVED_AT_SHIPMENT_WAREHOUSE"}),
     )
     .await;
+    // CDEK's webhook (unsigned) makes obmen read the status back from CDEK: a forged code in
+    // the body is not what gets stored, CDEK's own status is.
+    let hook = reqwest::Client::new()
+        .post(format!("{}/cdek/webhook", srv.base))
+        .json(
+            &json!({"type": "ORDER_STATUS", "uuid": uuid, "date_time": "2026-11-23T10:00:00+0300",
+            "attributes": {"code": "DELIVERED", "number": n2, "is_return": false}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 200);
+    let o = eventually(30, "the status read back after the webhook", || async {
+        let o = order(&srv, &n2).await;
+        (o["shipments"][0]["status"] == "RECEIVED_AT_SHIPMENT_WAREHOUSE").then_some(o)
+    })
+    .await;
+    assert_eq!(
+        requisite(&o, "Статус доставки").as_deref(),
+        Some("Принят на склад отправителя")
+    );
     send_status(&srv, &n2, "Удалить заказ на доставку").await;
     let o = eventually(60, "the refusal on the order", || async {
         let o = order(&srv, &n2).await;
@@ -301,8 +322,14 @@ async fn an_order_without_weight_or_address_is_refused_with_the_reason_and_nothi
     let number = post_order(&srv, &order_body("c-3", "СДЭК", None)).await;
     query_and_confirm(&srv).await;
     send_status(&srv, &number, "Готов к отгрузке").await;
-    let o = shipment_where(&srv, &number, "refused by obmen", |sh| {
+    shipment_where(&srv, &number, "refused by obmen", |sh| {
         sh["state"] == "invalid"
+    })
+    .await;
+    // (The API reads the order and its shipments one after the other: wait for both.)
+    let o = eventually(30, "the reason on the order", || async {
+        let o = order(&srv, &number).await;
+        requisite(&o, "Ошибка доставки").map(|_| o)
     })
     .await;
     let err = o["shipments"][0]["error"].as_str().unwrap().to_string();

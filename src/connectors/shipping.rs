@@ -364,6 +364,11 @@ pub fn apply(
     if let Some(why) = &u.delete_refused {
         set(conn, requisite::DELIVERY_ORDER_NOT_DELETED, why)?;
     }
+    // Stamped after the order's requisites: the dispatcher re-checks an invalid shipment only
+    // when the order changed after it.
+    diesel::update(shipments::table.find(id))
+        .set(shipments::updated_at.eq(now_ms()))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -657,6 +662,23 @@ pub fn queue_tracking(conn: &mut Conn, c: &dyn Carrier) -> QueryResult<usize> {
         }
     }
     Ok(n)
+}
+
+/// Queue a status check of one shipment (a webhook said something changed).
+pub fn queue_track_one(
+    conn: &mut Conn,
+    target: &str,
+    kind: &str,
+    s: &Shipment,
+) -> QueryResult<bool> {
+    let m = NewMessage::new(
+        target,
+        kind,
+        s.order_number.clone(),
+        json!({"shipment_id": s.id, "order_number": s.order_number}),
+    )
+    .for_order(s.order_id);
+    Ok(enqueue(conn, &m, Enqueue::Coalesce)?.is_some())
 }
 
 /// Are any messages of this carrier still open for the shipment (to avoid double work)?

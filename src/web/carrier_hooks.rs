@@ -1,17 +1,24 @@
-//! `POST /cdek/webhook`: CDEK's ORDER_STATUS notifications. A status of a known shipment is
-//! stored (and goes to 1C as `Статус доставки`); anything else is acknowledged and ignored —
-//! CDEK does not retry, and the tracking schedule polls anyway.
+//! `POST /cdek/webhook`: CDEK's ORDER_STATUS notifications. For a known shipment obmen reads
+//! the order back from CDEK (a `cdek.track` message: the body is not signed, so it is not
+//! trusted); the status then goes to 1C as `Статус доставки`. Anything else is acknowledged and
+//! ignored — CDEK does not retry, and the tracking schedule polls anyway.
 
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
-use crate::connectors::cdek::carrier::{status_name, webhook_status};
-use crate::connectors::shipping::{self, Update};
+use crate::connectors::cdek::carrier::webhook_status;
+use crate::connectors::shipping;
 use crate::exchange::Exchange;
 
-pub async fn cdek(body: web::Bytes, ex: web::Data<Arc<Exchange>>) -> HttpResponse {
+const KIND_TRACK: &str = "cdek.track";
+
+pub async fn cdek(
+    body: web::Bytes,
+    ex: web::Data<Arc<Exchange>>,
+    svc: web::Data<Arc<crate::server::Services>>,
+) -> HttpResponse {
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return HttpResponse::BadRequest()
             .content_type("text/plain; charset=utf-8")
@@ -21,25 +28,21 @@ pub async fn cdek(body: web::Bytes, ex: web::Data<Arc<Exchange>>) -> HttpRespons
         return HttpResponse::Ok().body("OK");
     };
     let ex = ex.get_ref().clone();
+    let _ = (code, number);
+    // Webhooks carry no signature: the status is read back from CDEK (a `cdek.track` message)
+    // rather than taken from the body.
     let res = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
         let mut c = ex.pool.get()?;
         let Some(s) = shipping::by_ref(&mut c, "cdek", &uuid)? else {
             return Ok(false);
         };
-        if s.status_code.as_deref() == Some(code.as_str()) {
-            return Ok(true);
-        }
-        let u = Update {
-            status_name: Some(status_name(&code).to_string()),
-            note: Some(format!("CDEK webhook: {code}")),
-            status_code: Some(code),
-            carrier_number: number.filter(|n| s.carrier_number.as_ref() != Some(n)),
-            ..Default::default()
-        };
-        shipping::apply(&mut c, &ex.cfg, "СДЭК", s.id, &u)?;
+        shipping::queue_track_one(&mut c, "cdek", KIND_TRACK, &s)?;
         Ok(true)
     })
     .await;
+    if matches!(res, Ok(Ok(true))) {
+        svc.relay.wake();
+    }
     match res {
         Ok(Ok(_)) => HttpResponse::Ok().body("OK"),
         Ok(Err(e)) => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -160,13 +161,16 @@ pub async fn get(
     let n2 = number.clone();
     let ex2 = ex.get_ref().clone();
     let res = block(&ex2, move |c| {
-        let Some(o) = store::get(c, &n2)? else {
-            return Ok(None);
-        };
-        let t = store::timeline(c, o.id)?;
-        let mut v = order_json(&o, Some(&t));
-        v["shipments"] = Value::from(crate::connectors::shipping::shipments_json(c, o.id)?);
-        Ok(Some(v))
+        // One read transaction: the order, its timeline and shipments from the same moment.
+        c.transaction::<_, OrderError, _>(|c| {
+            let Some(o) = store::get(c, &n2)? else {
+                return Ok(None);
+            };
+            let t = store::timeline(c, o.id)?;
+            let mut v = order_json(&o, Some(&t));
+            v["shipments"] = Value::from(crate::connectors::shipping::shipments_json(c, o.id)?);
+            Ok(Some(v))
+        })
     })
     .await;
     match res {

@@ -135,9 +135,17 @@ impl Cdek {
             RequestState::Accepted | RequestState::Waiting => {
                 Step::later(Update::default(), POLL, "CDEK is processing the order")
             }
-            RequestState::Invalid(errs) => Step::fail(OutcomeKind::Dead {
-                error: errors_text(&errs),
-            }),
+            // Refused: a retry (after the order was fixed) must create a new CDEK order.
+            RequestState::Invalid(errs) => Step {
+                update: Update {
+                    carrier_ref: Some(String::new()),
+                    data: Some(json!({"create_sent": false})),
+                    ..Default::default()
+                },
+                outcome: OutcomeKind::Dead {
+                    error: errors_text(&errs),
+                },
+            },
             RequestState::Successful => match st.cdek_number {
                 None => Step::later(Update::default(), POLL, "no CDEK number yet"),
                 Some(n) => {
@@ -185,7 +193,7 @@ impl Carrier for Cdek {
 
     fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel, _attempts: i32) -> BoxFuture<'a, Step> {
         Box::pin(async move {
-            if let Some(uuid) = &s.carrier_ref {
+            if let Some(uuid) = s.carrier_ref.as_ref().filter(|u| !u.is_empty()) {
                 return self.poll_create(uuid).await;
             }
             if s.get("create_sent") == json!(true) {
@@ -248,7 +256,7 @@ impl Carrier for Cdek {
 
     fn delete<'a>(&'a self, s: &'a Shipment) -> BoxFuture<'a, Step> {
         Box::pin(async move {
-            let Some(uuid) = &s.carrier_ref else {
+            let Some(uuid) = s.carrier_ref.as_ref().filter(|u| !u.is_empty()) else {
                 // Nothing at CDEK: nothing to delete.
                 return Step::done(Update {
                     state: Some(state::DELETED),
@@ -307,7 +315,7 @@ impl Carrier for Cdek {
 
     fn waybill<'a>(&'a self, s: &'a Shipment) -> BoxFuture<'a, Step> {
         Box::pin(async move {
-            let Some(uuid) = &s.carrier_ref else {
+            let Some(uuid) = s.carrier_ref.as_ref().filter(|u| !u.is_empty()) else {
                 return Step::fail(OutcomeKind::Dead {
                     error: "no CDEK order".into(),
                 });
@@ -368,7 +376,7 @@ impl Carrier for Cdek {
 
     fn track<'a>(&'a self, s: &'a Shipment) -> BoxFuture<'a, Step> {
         Box::pin(async move {
-            let Some(uuid) = &s.carrier_ref else {
+            let Some(uuid) = s.carrier_ref.as_ref().filter(|u| !u.is_empty()) else {
                 return Step::done(Update::default());
             };
             match self.client.get_order(uuid).await {
