@@ -20,7 +20,7 @@ use crate::orders::model::{parse_decimal, requisite, Order, Source, Status};
 use crate::orders::{normalize_status, store as ostore};
 use crate::relay::store::{enqueue, Enqueue, NewMessage};
 use crate::relay::{Handler, Message, Outcome, OutcomeKind};
-use crate::store::schema::{goods, offers, order_events, orders, outbox, shipments};
+use crate::store::schema::{goods, offers, order_events, orders, shipments};
 use crate::store::{now_ms, Conn, DbPool};
 
 /// Requisites obmen writes to 1C for a shipment (besides those of [`requisite`]).
@@ -176,7 +176,7 @@ pub trait Carrier: Send + Sync {
     fn methods(&self) -> Vec<String>;
     fn default_weight_g(&self) -> Option<u64>;
     fn has_waybill(&self) -> bool;
-    fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel, attempts: i32) -> BoxFuture<'a, Step>;
+    fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel) -> BoxFuture<'a, Step>;
     fn delete<'a>(&'a self, s: &'a Shipment) -> BoxFuture<'a, Step>;
     fn waybill<'a>(&'a self, s: &'a Shipment) -> BoxFuture<'a, Step>;
     fn track<'a>(&'a self, s: &'a Shipment) -> BoxFuture<'a, Step>;
@@ -681,17 +681,6 @@ pub fn queue_track_one(
     Ok(enqueue(conn, &m, Enqueue::Coalesce)?.is_some())
 }
 
-/// Are any messages of this carrier still open for the shipment (to avoid double work)?
-pub fn open_messages(conn: &mut Conn, kind: &str, key: &str) -> QueryResult<bool> {
-    Ok(outbox::table
-        .filter(outbox::kind.eq(kind))
-        .filter(outbox::key.eq(key))
-        .filter(outbox::state.eq_any(["pending", "failed", "in_flight"]))
-        .count()
-        .get_result::<i64>(conn)?
-        > 0)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The handler: one per carrier and operation.
 
@@ -752,7 +741,7 @@ impl StepHandler {
                     }
                     Err(e) => return Outcome::retry(m.id, None, format!("database: {e}")),
                 };
-                self.carrier.create(&s, &p, m.attempts).await
+                self.carrier.create(&s, &p).await
             }
             Op::Delete => {
                 if s.state == state::DELETED {

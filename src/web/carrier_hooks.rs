@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
-use crate::connectors::cdek::carrier::webhook_status;
+use crate::connectors::cdek::carrier::webhook_order;
 use crate::connectors::shipping;
 use crate::exchange::Exchange;
 
@@ -24,11 +24,10 @@ pub async fn cdek(
             .content_type("text/plain; charset=utf-8")
             .body("not JSON");
     };
-    let Some((uuid, code, number)) = webhook_status(&v) else {
+    let Some(uuid) = webhook_order(&v) else {
         return HttpResponse::Ok().body("OK");
     };
     let ex = ex.get_ref().clone();
-    let _ = (code, number);
     // Webhooks carry no signature: the status is read back from CDEK (a `cdek.track` message)
     // rather than taken from the body.
     let res = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {

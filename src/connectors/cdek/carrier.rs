@@ -191,7 +191,7 @@ impl Carrier for Cdek {
         true
     }
 
-    fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel, _attempts: i32) -> BoxFuture<'a, Step> {
+    fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel) -> BoxFuture<'a, Step> {
         Box::pin(async move {
             if let Some(uuid) = s.carrier_ref.as_ref().filter(|u| !u.is_empty()) {
                 return self.poll_create(uuid).await;
@@ -438,17 +438,14 @@ impl crate::relay::Handler for SubscribeHandler {
     }
 }
 
-/// What an ORDER_STATUS webhook says: (order uuid, status code, cdek number).
-pub fn webhook_status(v: &Value) -> Option<(String, String, Option<String>)> {
+/// The order uuid of an ORDER_STATUS webhook (its status is read back from CDEK, not taken
+/// from the unsigned body).
+pub fn webhook_order(v: &Value) -> Option<String> {
     if v["type"] != "ORDER_STATUS" {
         return None;
     }
-    let uuid = v["uuid"].as_str()?.to_string();
-    let code = v["attributes"]["code"].as_str()?.to_string();
-    let number = match &v["attributes"]["cdek_number"] {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
-    Some((uuid, code, number))
+    v["uuid"]
+        .as_str()
+        .filter(|u| !u.is_empty())
+        .map(String::from)
 }

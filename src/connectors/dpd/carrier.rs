@@ -128,7 +128,7 @@ impl Carrier for Dpd {
         false
     }
 
-    fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel, _attempts: i32) -> BoxFuture<'a, Step> {
+    fn create<'a>(&'a self, s: &'a Shipment, p: &'a Parcel) -> BoxFuture<'a, Step> {
         Box::pin(async move {
             let stored = s.get("date_pickup");
             let date = match stored.as_str() {
