@@ -423,6 +423,9 @@ pub struct ExchangeConfig {
     pub zip_max_total_bytes: u64,
     pub zip_max_entries: usize,
     pub zip_max_ratio: u64,
+    /// Raw files of this many latest exchanges are kept for download and replay
+    /// (`OBMEN_EXCHANGE_KEEP_EXCHANGES`); older upload folders are removed by a schedule.
+    pub keep_exchanges: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -519,6 +522,7 @@ impl Default for ExchangeConfig {
             zip_max_total_bytes: 20 * 1024 * 1024 * 1024,
             zip_max_entries: 200_000,
             zip_max_ratio: 200,
+            keep_exchanges: 30,
         }
     }
 }
@@ -614,6 +618,9 @@ impl Config {
         }
         if let Some(v) = nonempty("OBMEN_AUTO_IMPORT_AFTER_SECS") {
             self.exchange.auto_import_after_secs = parse("OBMEN_AUTO_IMPORT_AFTER_SECS", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_EXCHANGE_KEEP_EXCHANGES") {
+            self.exchange.keep_exchanges = parse("OBMEN_EXCHANGE_KEEP_EXCHANGES", &v)?;
         }
         if let Some(v) = nonempty("OBMEN_API_TOKEN") {
             self.api.token = Some(v);

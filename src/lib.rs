@@ -17,4 +17,5 @@ pub mod relay;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod users;
 pub mod web;

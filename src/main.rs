@@ -69,11 +69,33 @@ enum Command {
         /// Output folder (created if missing).
         dir: PathBuf,
     },
+    /// Dashboard users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Run a local simulator of an external API (for tests and demo mode).
     Sim {
         #[command(subcommand)]
         target: SimTarget,
     },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a dashboard user, or set an existing one's role and password. Without
+    /// --password-stdin a random password is generated and printed once.
+    Add {
+        name: String,
+        /// admin (everything), operator (retry, edit, replay), viewer (read only).
+        #[arg(long)]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the dashboard users.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -272,6 +294,7 @@ fn main() -> ExitCode {
             dir,
         } => gen_catalog(goods, seed, images, &dir),
         Command::Sim { target } => sim(target),
+        Command::User { action } => user(&cfg, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -292,6 +315,64 @@ fn migrate(cfg: &Config) -> Result<(), String> {
         json!({"database": cfg.database_url(), "up_to_date": true, "applied_now": applied})
     );
     Ok(())
+}
+
+fn user(cfg: &Config, action: UserAction) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let pool = store::open(&cfg.database_url(), 1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    store::migrate(&mut conn).map_err(|e| e.to_string())?;
+    match action {
+        UserAction::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            let role: obmen::users::Role = role.parse()?;
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read the password: {e}"))?;
+                (line.trim_end_matches(['\r', '\n']).to_string(), false)
+            } else {
+                (exchange::random_password(), true)
+            };
+            let created = obmen::users::upsert(&mut conn, &name, role, &password)
+                .map_err(|e| e.to_string())?;
+            obmen::users::audit(
+                &mut conn,
+                &obmen::users::Audit {
+                    username: "cli",
+                    action: if created { "user_add" } else { "user_update" },
+                    target: Some(name.clone()),
+                    after: Some(format!("role={}", role.as_str())),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            println!(
+                "{} {name} ({})",
+                if created { "created" } else { "updated" },
+                role.as_str()
+            );
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        UserAction::List => {
+            for u in obmen::users::list(&mut conn).map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}",
+                    u.name,
+                    u.role,
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 fn reset_password(cfg: &Config) -> Result<(), String> {

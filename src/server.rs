@@ -370,6 +370,27 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
             })
         })?)
         .await?;
+    // Raw files of the latest exchanges are kept (download, replay); older ones go.
+    let keep = ex.cfg.exchange.keep_exchanges.max(1);
+    let ex3 = ex.clone();
+    on_schedule(
+        &sched,
+        "0 */5 * * * *",
+        move || {
+            let ex = ex3.clone();
+            async move {
+                let n =
+                    tokio::task::spawn_blocking(move || exchange::history::prune_kept(&ex, keep))
+                        .await??;
+                if n > 0 {
+                    tracing::info!(removed = n, "old exchange files removed");
+                }
+                Ok(())
+            }
+        },
+        "removing old exchange files failed",
+    )
+    .await?;
     sched.start().await?;
     Ok(sched)
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod handler;
+pub mod history;
 pub mod jobs;
 pub mod paths;
 pub mod query;

@@ -551,3 +551,48 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     offers,
 );
+
+// --- dashboard (migrations/sqlite/2026-11-28-000050_dashboard) ---------------------------------
+
+diesel::table! {
+    users (id) {
+        id -> Integer,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        failed_logins -> Integer,
+        locked_until -> Nullable<BigInt>,
+        disabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    web_sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Integer,
+        csrf -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        last_seen_at -> BigInt,
+        client_addr -> Text,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Integer,
+        at -> BigInt,
+        username -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        before -> Nullable<Text>,
+        after -> Nullable<Text>,
+        client_addr -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(web_sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, web_sessions, audit_log);

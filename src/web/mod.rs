@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod carrier_hooks;
+pub mod dash;
 pub mod documents;
 pub mod media;
 pub mod orders_api;
@@ -36,6 +37,8 @@ pub fn configure(
         cfg.route(p, web::route().to(exchange));
     }
     cfg.route("/healthz", web::get().to(healthz));
+    cfg.route("/readyz", web::get().to(readyz));
+    dash::configure(cfg);
     cfg.route("/ozon/push", web::post().to(ozon_push::push));
     cfg.route("/cdek/webhook", web::post().to(carrier_hooks::cdek));
     cfg.route(
@@ -96,6 +99,31 @@ async fn exchange(
         svc.ship_now.notify_one();
     }
     r
+}
+
+/// Ready when the database answers a query (the process itself is up, or nothing would answer).
+async fn readyz(ex: web::Data<Arc<Exchange>>) -> HttpResponse {
+    use diesel::prelude::*;
+    let pool = ex.pool.clone();
+    let res = web::block(move || -> Result<(), String> {
+        let mut c = pool.get().map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut c)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(Ok(())) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ready"),
+        Ok(Err(e)) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("not ready: database: {e}")),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("not ready: {e}")),
+    }
 }
 
 async fn healthz() -> HttpResponse {

@@ -1,0 +1,11 @@
+DROP INDEX offers_article;
+DROP INDEX import_jobs_session;
+DROP INDEX outbox_kind_id;
+DROP INDEX outbox_state_id;
+DROP INDEX orders_channel_id;
+DROP INDEX orders_status_id;
+DROP INDEX exchange_requests_orphans;
+DROP INDEX exchange_requests_session_id;
+DROP TABLE audit_log;
+DROP TABLE web_sessions;
+DROP TABLE users;
