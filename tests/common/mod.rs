@@ -552,3 +552,152 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `obmen user add NAME --role ROLE --password-stdin` on a server's data folder.
+pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = obmen()
+        .args(["user", "add", name, "--role", role, "--password-stdin", "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("obmen user add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "obmen user add {name} failed");
+}
+
+/// A signed-in dashboard visitor: the session cookie and the page's CSRF token.
+pub struct Dash {
+    pub base: String,
+    pub cookie: String,
+    pub csrf: String,
+    pub client: reqwest::Client,
+}
+
+/// An answer of the dashboard (redirects are not followed).
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn page(r: reqwest::Response) -> Page {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let location = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Page {
+        status,
+        location,
+        body: r.text().await.unwrap_or_default(),
+        headers,
+    }
+}
+
+/// The value of `name` in the Set-Cookie headers.
+pub fn set_cookie(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    h.get_all("set-cookie").iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        let first = v.split(';').next()?;
+        let (k, val) = first.split_once('=')?;
+        (k.trim() == name).then(|| val.trim().to_string())
+    })
+}
+
+/// The value of the hidden CSRF field of a page's first form.
+pub fn csrf_of(body: &str) -> Option<String> {
+    let i = body.find("name=\"csrf_token\" value=\"")?;
+    let rest = &body[i + "name=\"csrf_token\" value=\"".len()..];
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+impl Dash {
+    /// Sign in through the login form (as a browser does: GET the form, POST it back).
+    pub async fn login(base: &str, user: &str, password: &str) -> Result<Dash, Page> {
+        let client = no_redirect_client();
+        let form = page(client.get(format!("{base}/login")).send().await.unwrap()).await;
+        let login_csrf = set_cookie(&form.headers, "obmen_login_csrf").expect("login csrf cookie");
+        let token = csrf_of(&form.body).expect("csrf field on the login form");
+        let r = page(
+            client
+                .post(format!("{base}/login"))
+                .header("cookie", format!("obmen_login_csrf={login_csrf}"))
+                .form(&[
+                    ("csrf_token", token.as_str()),
+                    ("username", user),
+                    ("password", password),
+                    ("next", "/"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let Some(session) = set_cookie(&r.headers, "obmen_session").filter(|s| !s.is_empty())
+        else {
+            return Err(r);
+        };
+        let mut d = Dash {
+            base: base.to_string(),
+            cookie: format!("obmen_session={session}"),
+            csrf: String::new(),
+            client,
+        };
+        let home = d.get("/").await;
+        assert_eq!(home.status, 200, "home page after login: {}", home.body);
+        d.csrf = csrf_of(&home.body).expect("csrf token on the home page");
+        Ok(d)
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        page(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .header("cookie", &self.cookie)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POST a form with the session's CSRF token added.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut f: Vec<(&str, &str)> = vec![("csrf_token", self.csrf.as_str())];
+        f.extend_from_slice(fields);
+        self.post_raw(path, &f).await
+    }
+
+    /// POST exactly these fields (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        page(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("cookie", &self.cookie)
+                .form(fields)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
