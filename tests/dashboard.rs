@@ -200,6 +200,8 @@ async fn exchange_history_shows_each_session_keeps_its_files_and_replays_them() 
     assert!(page.body.contains("строка") && page.body.contains("столбец"));
     let page = viewer.get(&format!("/exchanges/{good_session}")).await;
     assert!(page.body.contains("kept-file"));
+    // checkauth's answer carries the 1C session's cookie: not shown.
+    assert!(page.body.contains("checkauth") && !page.body.contains("sessid="));
     // The viewer sees no replay button, and a replay post is refused.
     assert!(!page.body.contains("id=\"replay\""));
     let r = viewer

@@ -101,7 +101,15 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
             .filter(import_jobs::session_id.eq(s::id))
             .filter(import_jobs::state.eq_any(["queued", "running"])),
     );
-    let mut q = exchange_sessions::table.into_boxed();
+    // UT 11 opens a session with a lone checkauth before the real one: not an exchange.
+    let worked = exists(
+        exchange_requests::table
+            .filter(exchange_requests::session_id.eq(s::id.nullable()))
+            .filter(exchange_requests::mode.ne("checkauth")),
+    );
+    let mut q = exchange_sessions::table
+        .filter(worked.or(failed_request))
+        .into_boxed();
     if let Some(k) = f.kind.as_deref().filter(|k| !k.is_empty()) {
         q = q.filter(s::exchange_type.eq(k.to_string()));
     }

@@ -164,6 +164,15 @@ struct ShowPage {
 }
 
 impl ShowPage {
+    /// A request's answer detail as shown: checkauth's cookie and sessid are credentials of the
+    /// 1C session and are not shown.
+    fn detail_of(&self, r: &RequestRow) -> Option<String> {
+        if r.mode.as_deref() == Some("checkauth") && r.answer == "success" {
+            return None;
+        }
+        r.detail.clone()
+    }
+
     fn file_link(&self, f: &KeptFile) -> String {
         let path: Vec<String> = f.path.split('/').map(super::url_encode).collect();
         format!("/exchanges/{}/files/{}", self.id, path.join("/"))

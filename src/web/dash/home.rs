@@ -33,7 +33,7 @@ pub const TEXT: Table = &[
     ),
     ("target", "Система", "System"),
     ("st_pending", "в очереди", "pending"),
-    ("st_inflight", "отправляется", "in flight"),
+    ("st_in_flight", "отправляется", "in flight"),
     ("st_failed", "ошибка, повтор", "failed, will retry"),
     ("st_dead", "не доставлено", "dead"),
     ("st_done", "доставлено", "done"),
@@ -89,7 +89,7 @@ async fn home(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpResponse {
         Err(e) => return super::db_error(ctx, e),
     };
     let mut outbox: Vec<(String, Vec<(String, i64)>)> = Vec::new();
-    let mut states: Vec<String> = ["pending", "inflight", "failed", "dead", "done"]
+    let mut states: Vec<String> = ["pending", "in_flight", "failed", "dead", "done"]
         .iter()
         .map(|s| s.to_string())
         .collect();
