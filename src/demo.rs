@@ -67,22 +67,33 @@ impl Demo {
             .await
             .context("cannot configure the Ozon simulator")?;
         let dir: PathBuf = ex.cfg.data_dir.join("demo-catalog");
-        let ex2 = ex.clone();
+        let dir2 = dir.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             crate::gen::generate(
-                &dir,
+                &dir2,
                 &crate::gen::GenOptions {
                     goods: DEMO_GOODS,
                     seed: 42,
                     images: true,
                 },
             )?;
-            for f in ["import.xml", "offers.xml"] {
-                ex2.jobs.run_inline("demo", f, &dir.join(f), "demo")?;
-            }
             Ok(())
         })
         .await??;
+        // The catalog arrives as 1C would send it, so the exchange shows in the dashboard's
+        // history like any other.
+        let mut o = crate::emulator::Options::new(&format!("{obmen_url}/1c_exchange.php"), vec![dir]);
+        o.user = ex.cfg.exchange.login.clone();
+        o.password = ex.cfg.exchange.password.clone().unwrap_or_default();
+        o.lang = ex.cfg.lang;
+        o.verbose = false;
+        let s = crate::emulator::run(&o).await;
+        if !s.ok {
+            anyhow::bail!(
+                "the demo catalog exchange failed: {}",
+                s.errors.join("; ")
+            );
+        }
         println!(
             "obmen demo: imported {DEMO_GOODS} demo goods; they go to the Ozon simulator at {sim}"
         );

@@ -395,6 +395,10 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
     Ok(sched)
 }
 
+/// The dashboard user `serve --demo` creates when there is none.
+pub const DEMO_USER: &str = "admin";
+pub const DEMO_USER_PASSWORD: &str = "demo-admin";
+
 pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
     let demo = if demo {
         Some(crate::demo::prepare(&mut cfg).await?)
@@ -408,6 +412,30 @@ pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
         println!("obmen: generated the 1C exchange password (shown only this once, only its hash is stored):");
         println!("  login:    {login}");
         println!("  password: {password}");
+    }
+    // The dashboard needs a user: the demo makes one; a real install is told how.
+    let pool = ex.pool.clone();
+    let is_demo = demo.is_some();
+    let made = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<bool>> {
+        let mut c = pool.get()?;
+        if crate::users::count(&mut c)? > 0 {
+            return Ok(None);
+        }
+        if is_demo {
+            crate::users::upsert(&mut c, DEMO_USER, crate::users::Role::Admin, DEMO_USER_PASSWORD)?;
+            return Ok(Some(true));
+        }
+        Ok(Some(false))
+    })
+    .await??;
+    match made {
+        Some(true) => println!(
+            "obmen demo: dashboard user \"{DEMO_USER}\" password \"{DEMO_USER_PASSWORD}\" (administrator)"
+        ),
+        Some(false) => println!(
+            "obmen: no dashboard users yet; create an administrator: obmen user add NAME --role admin"
+        ),
+        None => {}
     }
     let sched = start_schedules(ex.clone()).await?;
     let svc = build_services(&ex)?;

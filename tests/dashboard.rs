@@ -282,3 +282,27 @@ async fn exchange_history_shows_each_session_keeps_its_files_and_replays_them() 
         .await;
     assert_eq!(r.status, 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_demo_signs_in_and_shows_its_exchange_and_messages() {
+    let srv = Server::start_full(tempfile::tempdir().unwrap(), &["--demo"], &[]);
+    let d = Dash::login(
+        &srv.base,
+        obmen::server::DEMO_USER,
+        obmen::server::DEMO_USER_PASSWORD,
+    )
+    .await
+    .expect("the demo's dashboard user signs in");
+    // The demo catalog arrived as a 1C exchange: a green row with its files.
+    common::eventually(120, "the demo exchange in the history", || async {
+        let p = d.get("/exchanges").await;
+        (p.body.contains("exchange ok") && p.body.contains("offers.xml")).then_some(())
+    })
+    .await;
+    // …and its goods went to the Ozon simulator through the outbox: counted on the home page.
+    common::eventually(120, "Ozon messages counted on the home page", || async {
+        let p = d.get("/").await;
+        (p.body.contains("<td>ozon</td>") && p.body.contains("count-done")).then_some(())
+    })
+    .await;
+}

@@ -224,8 +224,15 @@ pub fn summarize(conn: &mut Conn, sessions: Vec<SessionRow>) -> StoreResult<Vec<
     let mut out = Vec::with_capacity(sessions.len());
     for s in sessions {
         let (requests, last) = reqs.get(&s.id).copied().unwrap_or((0, None));
-        let (names, bytes) = files.remove(&s.id).unwrap_or_default();
+        let (mut names, bytes) = files.remove(&s.id).unwrap_or_default();
         let js = jobs.remove(&s.id).unwrap_or_default();
+        // What was imported, too: an archive's name says little.
+        for j in &js {
+            let name = j.filename.split(" (before init").next().unwrap_or(&j.filename);
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
         let sum = |f: fn(&JobRow) -> i32| js.iter().map(|j| f(j) as i64).sum::<i64>();
         let failed_job = js.iter().find(|j| j.state == "failed");
         let pending = js
