@@ -10,7 +10,10 @@ use diesel::connection::SimpleConnection;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = std::path::PathBuf::from(args.get(1).expect("DATA_DIR"));
-    let requests: i64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let requests: i64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let orders: i64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let messages: i64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     std::fs::create_dir_all(&dir).unwrap();

@@ -82,17 +82,15 @@ impl Demo {
         .await??;
         // The catalog arrives as 1C would send it, so the exchange shows in the dashboard's
         // history like any other.
-        let mut o = crate::emulator::Options::new(&format!("{obmen_url}/1c_exchange.php"), vec![dir]);
+        let mut o =
+            crate::emulator::Options::new(&format!("{obmen_url}/1c_exchange.php"), vec![dir]);
         o.user = ex.cfg.exchange.login.clone();
         o.password = ex.cfg.exchange.password.clone().unwrap_or_default();
         o.lang = ex.cfg.lang;
         o.verbose = false;
         let s = crate::emulator::run(&o).await;
         if !s.ok {
-            anyhow::bail!(
-                "the demo catalog exchange failed: {}",
-                s.errors.join("; ")
-            );
+            anyhow::bail!("the demo catalog exchange failed: {}", s.errors.join("; "));
         }
         println!(
             "obmen demo: imported {DEMO_GOODS} demo goods; they go to the Ozon simulator at {sim}"

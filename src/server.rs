@@ -422,7 +422,12 @@ pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
             return Ok(None);
         }
         if is_demo {
-            crate::users::upsert(&mut c, DEMO_USER, crate::users::Role::Admin, DEMO_USER_PASSWORD)?;
+            crate::users::upsert(
+                &mut c,
+                DEMO_USER,
+                crate::users::Role::Admin,
+                DEMO_USER_PASSWORD,
+            )?;
             return Ok(Some(true));
         }
         Ok(Some(false))

@@ -100,9 +100,7 @@ async fn start_browser() -> Option<(Driver, Client)> {
 fn artifacts() -> PathBuf {
     let dir = std::env::var_os("OBMEN_ARTIFACTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -184,7 +182,12 @@ async fn a_new_user_signs_in_watches_exchanges_downloads_and_retries() {
         .await
         .unwrap();
     wait_css(&c, "#current-user", "signed in").await;
-    assert!(c.current_url().await.unwrap().path().starts_with("/exchanges"));
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/exchanges"));
     assert!(c
         .find_all(Locator::Css("tr.exchange"))
         .await
@@ -201,7 +204,10 @@ async fn a_new_user_signs_in_watches_exchanges_downloads_and_retries() {
     assert!(ok.await.unwrap(), "emulate-1c succeeded");
     let row = wait_css(&c, "tr.exchange.ok", "a green exchange row").await;
     let text = row.text().await.unwrap();
-    assert!(text.contains("import.xml") || text.contains(".zip"), "{text}");
+    assert!(
+        text.contains("import.xml") || text.contains(".zip"),
+        "{text}"
+    );
     shot(&c, "02-exchange-appeared").await;
 
     // A broken file: a red row with the reason.
@@ -213,10 +219,7 @@ async fn a_new_user_signs_in_watches_exchanges_downloads_and_retries() {
     shot(&c, "03-red-row").await;
 
     // The good exchange's page: download a kept file in the browser (its own session cookie).
-    let good = c
-        .find(Locator::Css("tr.exchange.ok td a"))
-        .await
-        .unwrap();
+    let good = c.find(Locator::Css("tr.exchange.ok td a")).await.unwrap();
     good.click().await.unwrap();
     let link = wait_css(&c, "a.kept-file", "kept files").await;
     shot(&c, "04-exchange-page").await;
@@ -253,18 +256,16 @@ async fn a_new_user_signs_in_watches_exchanges_downloads_and_retries() {
     let retry = wait_css(&c, "#retry", "the retry button").await;
     shot(&c, "05-dead-message").await;
     let url = c.current_url().await.unwrap();
-    let id: i64 = url
-        .path()
-        .trim_start_matches("/messages/")
-        .parse()
-        .unwrap();
+    let id: i64 = url.path().trim_start_matches("/messages/").parse().unwrap();
     retry.click().await.unwrap();
     common::eventually(60, "the retried message is delivered", || async {
         let (_, v) = srv.api(&format!("/api/v1/outbox/{id}")).await;
         (v["state"] == "done" || v["message"]["state"] == "done").then_some(())
     })
     .await;
-    c.goto(&format!("{}/messages/{id}", srv.base)).await.unwrap();
+    c.goto(&format!("{}/messages/{id}", srv.base))
+        .await
+        .unwrap();
     shot(&c, "06-retried").await;
 
     // Sign out.

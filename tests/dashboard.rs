@@ -127,7 +127,10 @@ async fn repeated_wrong_passwords_lock_the_account() {
         let p = r.err().expect("a wrong password signs nobody in");
         assert_eq!(p.status, 401, "attempt {i}");
     }
-    let locked = Dash::login(&srv.base, "oper", OPER_PW).await.err().expect("locked");
+    let locked = Dash::login(&srv.base, "oper", OPER_PW)
+        .await
+        .err()
+        .expect("locked");
     assert_eq!(locked.status, 401);
     assert!(
         locked.body.contains("заблокирован"),
@@ -137,7 +140,9 @@ async fn repeated_wrong_passwords_lock_the_account() {
     // Others are not affected; the admin resets the password from the CLI, which unlocks.
     assert!(Dash::login(&srv.base, "viewer", VIEW_PW).await.is_ok());
     common::add_user(srv.data.path(), "oper", "operator", "new-operator-pw");
-    assert!(Dash::login(&srv.base, "oper", "new-operator-pw").await.is_ok());
+    assert!(Dash::login(&srv.base, "oper", "new-operator-pw")
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -182,7 +187,10 @@ async fn exchange_history_shows_each_session_keeps_its_files_and_replays_them() 
     let bad_row = row(&bad_session);
     assert!(bad_row.contains("exchange bad"), "{bad_row}");
     // The XML error names the tags: shown as text, never as markup.
-    assert!(bad_row.contains("&#60;/Артикул&#62;") || bad_row.contains("&lt;/Артикул&gt;"), "{bad_row}");
+    assert!(
+        bad_row.contains("&#60;/Артикул&#62;") || bad_row.contains("&lt;/Артикул&gt;"),
+        "{bad_row}"
+    );
     assert!(!bad_row.contains("</Артикул>"));
 
     // Filters.
@@ -238,7 +246,12 @@ async fn exchange_history_shows_each_session_keeps_its_files_and_replays_them() 
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(
-        srv.api("/api/v1/exchanges?limit=100").await.1.as_array().unwrap().len(),
+        srv.api("/api/v1/exchanges?limit=100")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
         before.as_array().unwrap().len(),
         "a forged form changes nothing"
     );

@@ -228,7 +228,11 @@ pub fn summarize(conn: &mut Conn, sessions: Vec<SessionRow>) -> StoreResult<Vec<
         let js = jobs.remove(&s.id).unwrap_or_default();
         // What was imported, too: an archive's name says little.
         for j in &js {
-            let name = j.filename.split(" (before init").next().unwrap_or(&j.filename);
+            let name = j
+                .filename
+                .split(" (before init")
+                .next()
+                .unwrap_or(&j.filename);
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_string());
             }
@@ -526,4 +530,62 @@ pub fn prune_kept(ex: &Exchange, keep: usize) -> StoreResult<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_upload_folders_go_the_newest_and_busy_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::Config::default();
+        cfg.data_dir = dir.path().to_path_buf();
+        cfg.exchange.password = Some("x".into());
+        let (ex, _) = crate::server::build(cfg).unwrap();
+        let mut c = ex.pool.get().unwrap();
+        for (i, id) in ["aaa1", "bbb2", "ccc3", "ddd4"].iter().enumerate() {
+            diesel::insert_into(exchange_sessions::table)
+                .values((
+                    exchange_sessions::id.eq(id),
+                    exchange_sessions::sessid.eq(id),
+                    exchange_sessions::exchange_type.eq("catalog"),
+                    exchange_sessions::client_addr.eq("1.2.3.4"),
+                    exchange_sessions::login.eq("1c"),
+                    exchange_sessions::created_at.eq(1000 + i as i64),
+                    exchange_sessions::last_seen_at.eq(1000 + i as i64),
+                    exchange_sessions::auth_timestamp.eq(1),
+                    exchange_sessions::zip.eq(false),
+                    exchange_sessions::file_limit.eq(1),
+                ))
+                .execute(&mut c)
+                .unwrap();
+            let d = ex.session_dir(id);
+            std::fs::create_dir_all(d.join("import_files")).unwrap();
+            std::fs::write(d.join("import.xml"), "<x/>").unwrap();
+            std::fs::write(d.join("import_files/a.jpg"), "jpg").unwrap();
+        }
+        // The oldest one's import is still queued: its files stay whatever their age.
+        diesel::insert_into(import_jobs::table)
+            .values((
+                import_jobs::session_id.eq("aaa1"),
+                import_jobs::filename.eq("import.xml"),
+                import_jobs::path.eq("x"),
+                import_jobs::trigger.eq("import"),
+                import_jobs::state.eq("queued"),
+                import_jobs::created_at.eq(1),
+            ))
+            .execute(&mut c)
+            .unwrap();
+        drop(c);
+        assert_eq!(kept_files(&ex, "ddd4").len(), 2);
+        assert_eq!(prune_kept(&ex, 2).unwrap(), 1);
+        assert!(ex.session_dir("aaa1").exists(), "busy");
+        assert!(!ex.session_dir("bbb2").exists(), "old");
+        assert!(ex.session_dir("ccc3").exists() && ex.session_dir("ddd4").exists());
+        assert!(kept_files(&ex, "bbb2").is_empty());
+        assert!(kept_file_path(&ex, "ddd4", "import_files/a.jpg").is_some());
+        assert!(kept_file_path(&ex, "ddd4", "../ccc3/import.xml").is_none());
+        assert!(kept_file_path(&ex, "../ddd4", "import.xml").is_none());
+    }
 }
