@@ -319,3 +319,65 @@ async fn a_fresh_demo_signs_in_and_shows_its_exchange_and_messages() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_corrects_an_ozon_offer_id_and_the_new_one_gets_the_stock() {
+    let sim = common::Sim::start(&[]);
+    let env = sim.obmen_env();
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let srv = Server::start_with(&e);
+    common::add_user(srv.data.path(), "admin", "admin", ADMIN_PW);
+    common::add_user(srv.data.path(), "oper", "operator", OPER_PW);
+    let ids = ["m1", "m2"];
+    let import = common::import_xml(&ids, None);
+    let offers = common::offers_xml(&ids);
+    let r = srv
+        .upload_and_import(
+            &[
+                ("import.xml", import.as_bytes()),
+                ("offers.xml", offers.as_bytes()),
+            ],
+            &["import.xml", "offers.xml"],
+        )
+        .await;
+    assert_eq!(r.first(), "success");
+    // The first export links m1 to its article A-m1 and delivers its stock (1 + 2).
+    common::eventually(60, "A-m1's stock at Ozon", || async {
+        let (s, v) = sim.get("/sim/products/A-m1").await;
+        (s == 200 && v.to_string().contains("\"stock_updates\":1")).then_some(())
+    })
+    .await;
+    let admin = Dash::login(&srv.base, "admin", ADMIN_PW).await.unwrap();
+    let page = admin.get("/mappings?q=m1").await;
+    assert!(page.body.contains("A-m1"), "{}", page.body);
+    // The operator may look but not change; a taken offer_id is refused.
+    let oper = Dash::login(&srv.base, "oper", OPER_PW).await.unwrap();
+    let r = oper
+        .post("/mappings", &[("offer_ref", "m1"), ("offer_id", "OZ-1")])
+        .await;
+    assert_eq!(r.status, 403);
+    let r = admin
+        .post("/mappings", &[("offer_ref", "m1"), ("offer_id", "A-m2")])
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(admin
+        .get("/mappings?q=m1")
+        .await
+        .body
+        .contains("value=\"A-m1\""));
+    // The correction: the stock goes to the new offer_id.
+    let r = admin
+        .post("/mappings", &[("offer_ref", "m1"), ("offer_id", "OZ-1")])
+        .await;
+    assert_eq!(r.status, 303);
+    common::eventually(60, "OZ-1's stock at Ozon", || async {
+        let (s, v) = sim.get("/sim/products/OZ-1").await;
+        (s == 200 && v.to_string().contains("\"stock_updates\":1")).then_some(())
+    })
+    .await;
+    assert!(admin
+        .get("/mappings?q=m1")
+        .await
+        .body
+        .contains("value=\"OZ-1\""));
+}

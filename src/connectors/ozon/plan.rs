@@ -415,6 +415,67 @@ pub fn replan_offers(
     Ok(stats)
 }
 
+/// Why an offer's Ozon offer_id could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemapError {
+    #[error("offer_id must be 1–50 characters")]
+    Invalid,
+    #[error("this 1C offer has no Ozon link yet")]
+    NotLinked,
+    #[error("offer_id {0:?} already belongs to the 1C offer {1}")]
+    Taken(String, String),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// An administrator's correction of the stored link (e.g. the Ozon cabinet already had the good
+/// under another offer_id): the new offer_id gets the card, stock and price again. Returns the
+/// old offer_id.
+pub fn remap_offer(
+    conn: &mut Conn,
+    cfg: &OzonConfig,
+    offer_ref: &str,
+    new_offer_id: &str,
+) -> Result<String, RemapError> {
+    let oid = new_offer_id.trim();
+    if oid.is_empty() || oid.chars().count() > 50 {
+        return Err(RemapError::Invalid);
+    }
+    crate::orders::store::write_tx(conn, |c| {
+        let old: Option<String> = ozon_offers::table
+            .find(offer_ref)
+            .select(ozon_offers::offer_id)
+            .first(c)
+            .optional()?;
+        let old = old.ok_or(RemapError::NotLinked)?;
+        if old == oid {
+            return Ok(old);
+        }
+        let taken: Option<String> = ozon_offers::table
+            .filter(ozon_offers::offer_id.eq(oid))
+            .select(ozon_offers::offer_ref)
+            .first(c)
+            .optional()?;
+        if let Some(other) = taken {
+            return Err(RemapError::Taken(oid.to_string(), other));
+        }
+        diesel::update(ozon_offers::table.find(offer_ref))
+            .set((
+                ozon_offers::offer_id.eq(oid),
+                ozon_offers::product_id.eq(None::<i64>),
+                ozon_offers::sku.eq(None::<i64>),
+                ozon_offers::card_hash.eq(None::<String>),
+                ozon_offers::card_state.eq(None::<String>),
+                ozon_offers::card_task_id.eq(None::<i64>),
+                ozon_offers::card_errors.eq(None::<String>),
+                ozon_offers::updated_at.eq(now_ms()),
+            ))
+            .execute(c)?;
+        replan_offers(c, cfg, &[offer_ref.to_string()])?;
+        Ok(old)
+    })
+}
+
 pub(crate) type OfferRow = (
     String,
     String,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod exchanges;
 pub mod home;
+pub mod mapping;
 pub mod text;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     home::configure(cfg);
     exchanges::configure(cfg);
+    mapping::configure(cfg);
 }
 
 /// What every page's frame needs: language, the signed-in user, the CSRF token for its forms.

@@ -17,6 +17,7 @@ pub const COMMON: Table = &[
     ("reports", "Сверка", "Reconciliation"),
     ("alerts", "Оповещения", "Alerts"),
     ("settings", "Настройки", "Settings"),
+    ("mappings", "Сопоставления", "Mappings"),
     ("audit", "Журнал действий", "Audit log"),
     ("logout", "Выйти", "Sign out"),
     ("login", "Вход", "Sign in"),
