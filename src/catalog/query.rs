@@ -279,23 +279,24 @@ pub fn search(
     use schema::offers::dsl as o;
     let mut q = o::offers.into_boxed();
     if let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) {
-        let p = crate::orders::store::like_pattern(t);
-        let good_ids = g::goods
-            .filter(
-                g::name
-                    .like(p.clone())
-                    .escape('\\')
-                    .or(g::article.like(p.clone()).escape('\\')),
-            )
-            .select(g::id);
-        q = q.filter(
+        let m = |p: &String| {
+            let good_ids = g::goods
+                .filter(
+                    g::name
+                        .like(p.clone())
+                        .escape('\\')
+                        .or(g::article.like(p.clone()).escape('\\')),
+                )
+                .select(g::id);
             o::id
                 .like(p.clone())
                 .escape('\\')
                 .or(o::article.like(p.clone()).escape('\\'))
-                .or(o::name.like(p).escape('\\'))
-                .or(o::good_id.eq_any(good_ids)),
-        );
+                .or(o::name.like(p.clone()).escape('\\'))
+                .or(o::good_id.eq_any(good_ids))
+        };
+        let [a, b, c, d] = crate::orders::store::like_patterns(t);
+        q = q.filter(m(&a).or(m(&b)).or(m(&c)).or(m(&d)));
     }
     if let Some(a) = after {
         q = q.filter(o::id.gt(a.to_string()));
@@ -303,7 +304,14 @@ pub fn search(
     let rows = q
         .order(o::id)
         .limit(limit)
-        .select((o::id, o::good_id, o::article, o::name, o::quantity, o::deleted))
+        .select((
+            o::id,
+            o::good_id,
+            o::article,
+            o::name,
+            o::quantity,
+            o::deleted,
+        ))
         .load::<(
             String,
             String,

@@ -481,6 +481,23 @@ pub fn like_pattern(s: &str) -> String {
     p
 }
 
+/// LIKE patterns for `s` in four cases (as typed, lower, upper, capitalised): SQLite's LIKE
+/// ignores case only for ASCII, and names from 1C are mostly Cyrillic.
+pub fn like_patterns(s: &str) -> [String; 4] {
+    let lower = s.to_lowercase();
+    let mut chars = lower.chars();
+    let capital = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    [
+        like_pattern(s),
+        like_pattern(&lower),
+        like_pattern(&s.to_uppercase()),
+        like_pattern(&capital),
+    ]
+}
+
 /// A page of orders, newest first, without lines.
 pub fn page(conn: &mut Conn, f: &PageFilter, limit: i64) -> QueryResult<Vec<OrderRow>> {
     let mut q = orders::table.into_boxed();
@@ -491,15 +508,16 @@ pub fn page(conn: &mut Conn, f: &PageFilter, limit: i64) -> QueryResult<Vec<Orde
         q = q.filter(orders::channel.eq(c.clone()));
     }
     if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let p = like_pattern(t);
-        q = q.filter(
+        let m = |p: &String| {
             orders::number
                 .like(p.clone())
                 .escape('\\')
                 .or(orders::external_id.like(p.clone()).escape('\\'))
                 .or(orders::onec_number.like(p.clone()).escape('\\'))
-                .or(orders::customer.like(p).escape('\\')),
-        );
+                .or(orders::customer.like(p.clone()).escape('\\'))
+        };
+        let [a, b, c, d] = like_patterns(t);
+        q = q.filter(m(&a).or(m(&b)).or(m(&c)).or(m(&d)));
     }
     if f.pending {
         q = q.filter(orders::version.gt(orders::exported_version));

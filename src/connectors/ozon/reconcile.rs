@@ -423,8 +423,7 @@ pub fn items(
     if let Some(l) = limit {
         q = q.limit(l);
     }
-    Ok(q
-        .order(reconciliation_items::position)
+    Ok(q.order(reconciliation_items::position)
         .select((
             reconciliation_items::position,
             reconciliation_items::offer_ref,

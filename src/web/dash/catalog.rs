@@ -20,7 +20,11 @@ use crate::users::Role;
 
 pub const TEXT: Table = &[
     ("cat_title", "Каталог", "Catalog"),
-    ("cat_q", "Ид, артикул или наименование", "Id, article or name"),
+    (
+        "cat_q",
+        "Ид, артикул или наименование",
+        "Id, article or name",
+    ),
     ("cat_id", "Ид", "Id"),
     ("cat_article", "Артикул", "Article"),
     ("cat_name", "Наименование", "Name"),
@@ -35,15 +39,31 @@ pub const TEXT: Table = &[
     ("cat_stock", "Остатки по складам", "Stock per warehouse"),
     ("cat_warehouse", "Склад", "Warehouse"),
     ("cat_total", "Всего", "Total"),
-    ("cat_ozon", "Что отправлено в Ozon", "What was pushed to Ozon"),
-    ("cat_ozon_none", "Предложение не связано с Ozon.", "The offer is not linked to Ozon."),
+    (
+        "cat_ozon",
+        "Что отправлено в Ozon",
+        "What was pushed to Ozon",
+    ),
+    (
+        "cat_ozon_none",
+        "Предложение не связано с Ozon.",
+        "The offer is not linked to Ozon.",
+    ),
     ("cat_ozon_offer", "offer_id в Ozon", "Ozon offer_id"),
     ("cat_card", "Карточка", "Card"),
     ("cat_queued", "Отправлено", "Queued"),
     ("cat_acked", "Принято Ozon", "Acknowledged by Ozon"),
     ("cat_acked_at", "Когда принято", "Acknowledged at"),
-    ("cat_diffs", "Расхождения по последней сверке", "Differences in the latest reconciliation"),
-    ("cat_no_report", "Сверки ещё не было.", "No reconciliation yet."),
+    (
+        "cat_diffs",
+        "Расхождения по последней сверке",
+        "Differences in the latest reconciliation",
+    ),
+    (
+        "cat_no_report",
+        "Сверки ещё не было.",
+        "No reconciliation yet.",
+    ),
     ("cat_no_diffs", "Расхождений нет.", "No differences."),
     ("cat_field", "Поле", "Field"),
     ("cat_obmen", "obmen", "obmen"),
@@ -213,6 +233,11 @@ fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        // Quantities and prices are stored as decimals: 7 rather than 7.0.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
         other => other.to_string(),
     }
 }

@@ -30,9 +30,17 @@ pub const TEXT: Table = &[
     ("ord_customer", "Покупатель", "Customer"),
     ("ord_onec", "В 1С", "In 1C"),
     ("ord_pending", "ещё не передан в 1С", "not yet handed to 1C"),
-    ("ord_pending_only", "Только не переданные в 1С", "Only not yet handed to 1C"),
+    (
+        "ord_pending_only",
+        "Только не переданные в 1С",
+        "Only not yet handed to 1C",
+    ),
     ("ord_exported", "передан в 1С", "handed to 1C"),
-    ("ord_q", "Номер, внешний номер или покупатель", "Number, external id or customer"),
+    (
+        "ord_q",
+        "Номер, внешний номер или покупатель",
+        "Number, external id or customer",
+    ),
     ("ord_order", "Заказ", "Order"),
     ("ord_onec_state", "Состояние в 1С", "State in 1C"),
     ("ord_onec_number", "Номер в 1С", "1C number"),
@@ -61,12 +69,20 @@ pub const TEXT: Table = &[
     ("ord_event", "Событие", "Event"),
     ("ord_shipments", "Отправления", "Shipments"),
     ("ord_carrier", "Перевозчик", "Carrier"),
-    ("ord_carrier_number", "Номер у перевозчика", "Carrier number"),
+    (
+        "ord_carrier_number",
+        "Номер у перевозчика",
+        "Carrier number",
+    ),
     ("ord_tracking", "Трек-номер", "Tracking number"),
     ("ord_waybill", "Накладная", "Waybill"),
     ("ord_documents", "Документы", "Documents"),
     ("ord_kind", "Вид", "Kind"),
-    ("ord_messages", "Сообщения заказа в очереди отправки", "The order's outbox messages"),
+    (
+        "ord_messages",
+        "Сообщения заказа в очереди отправки",
+        "The order's outbox messages",
+    ),
     ("ord_requisites", "Реквизиты для 1С", "Requisites for 1C"),
     ("ord_version", "Версия", "Version"),
 ];
@@ -164,10 +180,7 @@ async fn list(
     let before = q.before.as_deref().and_then(|b| b.parse::<i32>().ok());
     let first = before.is_none();
     ctx.live = first;
-    let status = q
-        .status
-        .clone()
-        .filter(|s| Status::parse(s).is_some());
+    let status = q.status.clone().filter(|s| Status::parse(s).is_some());
     let channel = q.channel.clone().filter(|c| !c.is_empty());
     let text = q.q.clone().filter(|t| !t.trim().is_empty());
     let pending = matches!(q.pending.as_deref(), Some("1" | "on" | "true"));

@@ -22,8 +22,16 @@ pub const TEXT: Table = &[
     ("rep_checked", "Проверено предложений", "Offers checked"),
     ("rep_differences", "Расхождений", "Differences"),
     ("rep_run", "Сверить сейчас", "Reconcile now"),
-    ("rep_run_confirm", "Прочитать остатки и цены из Ozon и сверить сейчас?", "Read stocks and prices from Ozon and reconcile now?"),
-    ("rep_no_ozon", "Ozon не настроен (не задан [ozon] base_url): сверять не с чем.", "Ozon is not configured ([ozon] base_url is not set): nothing to reconcile with."),
+    (
+        "rep_run_confirm",
+        "Прочитать остатки и цены из Ozon и сверить сейчас?",
+        "Read stocks and prices from Ozon and reconcile now?",
+    ),
+    (
+        "rep_no_ozon",
+        "Ozon не настроен (не задан [ozon] base_url): сверять не с чем.",
+        "Ozon is not configured ([ozon] base_url is not set): nothing to reconcile with.",
+    ),
     ("rep_done", "Сверка выполнена", "Reconciliation done"),
     ("rep_failed", "Сверка не удалась", "Reconciliation failed"),
     ("rep_csv", "Скачать CSV", "Download CSV"),
