@@ -395,14 +395,17 @@ async fn reconciliation_report_pages_and_csv_against_the_ozon_simulator() {
     let pool = obmen::store::open(srv.data.path().join("obmen.db").to_str().unwrap(), 1).unwrap();
     let mut c = pool.get().unwrap();
     use obmen::store::schema::audit_log::dsl as a;
-    let runs: Vec<(String, Option<String>, Option<String>)> = a::audit_log
+    let runs: Vec<(String, Option<String>, Option<String>, Option<String>)> = a::audit_log
         .filter(a::action.eq("run_reconciliation"))
         .order(a::id)
-        .select((a::username, a::target, a::after))
+        .select((a::username, a::target, a::before, a::after))
         .load(&mut c)
         .unwrap();
     assert_eq!(runs.len(), 2, "{runs:?}");
     assert_eq!(runs[1].0, "anna");
     assert_eq!(runs[1].1.as_deref(), Some(second.to_string().as_str()));
-    assert!(runs[1].2.as_deref().unwrap().contains("differences 1"));
+    assert!(runs[0].2.is_none(), "no report before the first run");
+    let before = runs[1].2.as_deref().unwrap();
+    assert!(before.contains(&format!("report {first} done")), "{before}");
+    assert!(runs[1].3.as_deref().unwrap().contains("differences 1"));
 }

@@ -238,25 +238,31 @@ async fn run_now(
     let Some(ozon) = svc.ozon.clone() else {
         return super::redirect_flash("/reports", ctx.t("rep_no_ozon"));
     };
-    let res = ozon.reconcile().await;
-    // The report just written (done or failed) is the newest one.
-    let newest = super::db(&ex, |c| Ok(reconcile::list(c, None, 1)?))
-        .await
-        .ok()
-        .and_then(|v| v.into_iter().next());
-    let after = newest.as_ref().map(|r| {
+    let describe = |r: &Report| {
         format!(
             "report {} {}: checked {}, differences {}",
             r.id, r.state, r.checked, r.differences
         )
-    });
+    };
+    let newest_report = || async {
+        super::db(&ex, |c| Ok(reconcile::list(c, None, 1)?))
+            .await
+            .ok()
+            .and_then(|v| v.into_iter().next())
+    };
+    let previous = newest_report().await;
+    let res = ozon.reconcile().await;
+    // The report just written (done or failed) is the newest one.
+    let newest = newest_report().await;
+    let before = previous.as_ref().map(describe);
+    let after = newest.as_ref().map(describe);
     super::audit(
         &ex,
         &req,
         &ctx,
         "run_reconciliation",
         newest.as_ref().map(|r| r.id.to_string()),
-        None,
+        before,
         after,
     )
     .await;
