@@ -395,7 +395,8 @@ async fn reconciliation_report_pages_and_csv_against_the_ozon_simulator() {
     let pool = obmen::store::open(srv.data.path().join("obmen.db").to_str().unwrap(), 1).unwrap();
     let mut c = pool.get().unwrap();
     use obmen::store::schema::audit_log::dsl as a;
-    let runs: Vec<(String, Option<String>, Option<String>, Option<String>)> = a::audit_log
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    let runs: Vec<Row> = a::audit_log
         .filter(a::action.eq("run_reconciliation"))
         .order(a::id)
         .select((a::username, a::target, a::before, a::after))
