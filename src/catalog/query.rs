@@ -254,3 +254,112 @@ pub fn good(conn: &mut Conn, id: &str) -> StoreResult<Option<Value>> {
         "offers": offers,
     })))
 }
+
+/// One offer found by the dashboard's catalog search.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub id: String,
+    pub good_id: String,
+    pub article: Option<String>,
+    pub name: Option<String>,
+    pub good_name: Option<String>,
+    pub quantity: Option<String>,
+    pub deleted: bool,
+}
+
+/// Offers whose Ид, article or name (or their good's) contains `text`, by id, after the
+/// keyset cursor `after`; all offers without a text.
+pub fn search(
+    conn: &mut Conn,
+    text: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<Hit>> {
+    use schema::goods::dsl as g;
+    use schema::offers::dsl as o;
+    let mut q = o::offers.into_boxed();
+    if let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) {
+        let m = |p: &String| {
+            let good_ids = g::goods
+                .filter(
+                    g::name
+                        .like(p.clone())
+                        .escape('\\')
+                        .or(g::article.like(p.clone()).escape('\\')),
+                )
+                .select(g::id);
+            o::id
+                .like(p.clone())
+                .escape('\\')
+                .or(o::article.like(p.clone()).escape('\\'))
+                .or(o::name.like(p.clone()).escape('\\'))
+                .or(o::good_id.eq_any(good_ids))
+        };
+        let [a, b, c, d] = crate::orders::store::like_patterns(t);
+        q = q.filter(m(&a).or(m(&b)).or(m(&c)).or(m(&d)));
+    }
+    if let Some(a) = after {
+        q = q.filter(o::id.gt(a.to_string()));
+    }
+    let rows = q
+        .order(o::id)
+        .limit(limit)
+        .select((
+            o::id,
+            o::good_id,
+            o::article,
+            o::name,
+            o::quantity,
+            o::deleted,
+        ))
+        .load::<(
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            bool,
+        )>(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let names: HashMap<String, Option<String>> = g::goods
+        .filter(g::id.eq_any(&ids))
+        .select((g::id, g::name))
+        .load::<(String, Option<String>)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(id, good_id, article, name, quantity, deleted)| Hit {
+            good_name: names.get(&good_id).cloned().flatten(),
+            id,
+            good_id,
+            article,
+            name,
+            quantity,
+            deleted,
+        })
+        .collect())
+}
+
+/// Names of price types and warehouses by id (for showing an offer's prices and stock).
+pub fn reference_names(
+    conn: &mut Conn,
+) -> StoreResult<(HashMap<String, String>, HashMap<String, String>)> {
+    use schema::price_types::dsl as pt;
+    use schema::warehouses::dsl as w;
+    let prices = pt::price_types
+        .select((pt::id, pt::name))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let warehouses = w::warehouses
+        .select((w::id, w::name))
+        .load::<(String, Option<String>)>(conn)?
+        .into_iter()
+        .map(|(id, n)| {
+            let n = n.unwrap_or_else(|| id.clone());
+            (id, n)
+        })
+        .collect();
+    Ok((prices, warehouses))
+}

@@ -455,6 +455,91 @@ pub fn list(
     Ok(out)
 }
 
+/// Filters of the dashboard's order list.
+#[derive(Debug, Clone, Default)]
+pub struct PageFilter {
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    /// Part of the number, external id or customer (name, phone, e-mail …).
+    pub text: Option<String>,
+    /// Only orders not yet handed to 1C in their current version.
+    pub pending: bool,
+    /// Keyset: orders with a smaller id.
+    pub before: Option<i32>,
+}
+
+/// `s` as a LIKE pattern matching it anywhere (with `\` as the escape character).
+pub fn like_pattern(s: &str) -> String {
+    let mut p = String::from("%");
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+/// LIKE patterns for `s` in four cases (as typed, lower, upper, capitalised): SQLite's LIKE
+/// ignores case only for ASCII, and names from 1C are mostly Cyrillic.
+pub fn like_patterns(s: &str) -> [String; 4] {
+    let lower = s.to_lowercase();
+    let mut chars = lower.chars();
+    let capital = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    [
+        like_pattern(s),
+        like_pattern(&lower),
+        like_pattern(&s.to_uppercase()),
+        like_pattern(&capital),
+    ]
+}
+
+/// A page of orders, newest first, without lines.
+pub fn page(conn: &mut Conn, f: &PageFilter, limit: i64) -> QueryResult<Vec<OrderRow>> {
+    let mut q = orders::table.into_boxed();
+    if let Some(s) = &f.status {
+        q = q.filter(orders::status.eq(s.clone()));
+    }
+    if let Some(c) = &f.channel {
+        q = q.filter(orders::channel.eq(c.clone()));
+    }
+    if let Some(t) = f.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let m = |p: &String| {
+            orders::number
+                .like(p.clone())
+                .escape('\\')
+                .or(orders::external_id.like(p.clone()).escape('\\'))
+                .or(orders::onec_number.like(p.clone()).escape('\\'))
+                .or(orders::customer.like(p.clone()).escape('\\'))
+        };
+        let [a, b, c, d] = like_patterns(t);
+        q = q.filter(m(&a).or(m(&b)).or(m(&c)).or(m(&d)));
+    }
+    if f.pending {
+        q = q.filter(orders::version.gt(orders::exported_version));
+    }
+    if let Some(b) = f.before {
+        q = q.filter(orders::id.lt(b));
+    }
+    q.order(orders::id.desc())
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .load(conn)
+}
+
+/// The channels orders came from (for the list's filter).
+pub fn channels(conn: &mut Conn) -> QueryResult<Vec<String>> {
+    orders::table
+        .select(orders::channel)
+        .distinct()
+        .order(orders::channel)
+        .load(conn)
+}
+
 /// A write transaction: `BEGIN IMMEDIATE` at the top, a savepoint inside one already open (a
 /// connector's bookkeeping runs inside the outbox's transaction).
 pub fn write_tx<T, E, F>(conn: &mut Conn, f: F) -> Result<T, E>

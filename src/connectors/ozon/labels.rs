@@ -488,3 +488,44 @@ impl Handler for LabelTaskHandler {
         record_label(conn, msg, outcome)
     }
 }
+
+/// A stored document of an order as the dashboard lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct StoredDocument {
+    pub id: i32,
+    pub kind: String,
+    pub name: String,
+    pub content_type: String,
+    pub bytes: i64,
+    pub created_at: i64,
+    pub token: String,
+}
+
+impl StoredDocument {
+    /// The download path (`/documents/{id}/{token}/{name}`), relative to the server.
+    pub fn path(&self) -> String {
+        format!(
+            "/documents/{}/{}/{}",
+            self.id,
+            self.token,
+            percent_encoding::utf8_percent_encode(&self.name, percent_encoding::NON_ALPHANUMERIC)
+        )
+    }
+}
+
+/// The stored documents (labels, waybills) of an order, oldest first.
+pub fn documents(conn: &mut Conn, order_id: i32) -> QueryResult<Vec<StoredDocument>> {
+    order_documents::table
+        .filter(order_documents::order_id.eq(order_id))
+        .order(order_documents::id)
+        .select((
+            order_documents::id,
+            order_documents::kind,
+            order_documents::name,
+            order_documents::content_type,
+            order_documents::bytes,
+            order_documents::created_at,
+            order_documents::token,
+        ))
+        .load(conn)
+}

@@ -9,6 +9,7 @@ pub mod orders;
 pub mod plan;
 pub mod push;
 pub mod reconcile;
+pub mod view;
 
 use std::sync::Arc;
 use std::time::Duration;

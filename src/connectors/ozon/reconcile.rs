@@ -312,49 +312,160 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+type ReportCols = (
+    reconciliation_reports::id,
+    reconciliation_reports::target,
+    reconciliation_reports::started_at,
+    reconciliation_reports::finished_at,
+    reconciliation_reports::state,
+    reconciliation_reports::checked,
+    reconciliation_reports::differences,
+    reconciliation_reports::error,
+);
+
+const REPORT_COLS: ReportCols = (
+    reconciliation_reports::id,
+    reconciliation_reports::target,
+    reconciliation_reports::started_at,
+    reconciliation_reports::finished_at,
+    reconciliation_reports::state,
+    reconciliation_reports::checked,
+    reconciliation_reports::differences,
+    reconciliation_reports::error,
+);
+
+type ItemRow = (
+    i32,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn item_of(r: ItemRow) -> (i32, Item) {
+    let (position, offer_ref, offer_id, field, obmen, ozon) = r;
+    (
+        position,
+        Item {
+            offer_ref,
+            offer_id,
+            field,
+            obmen,
+            ozon,
+        },
+    )
+}
+
 /// The newest report of the target with its items.
 pub fn latest(conn: &mut Conn) -> QueryResult<Option<(Report, Vec<Item>)>> {
-    let r: Option<Report> = reconciliation_reports::table
+    let id: Option<i32> = reconciliation_reports::table
         .filter(reconciliation_reports::target.eq(TARGET))
         .order(reconciliation_reports::id.desc())
-        .select((
-            reconciliation_reports::id,
-            reconciliation_reports::target,
-            reconciliation_reports::started_at,
-            reconciliation_reports::finished_at,
-            reconciliation_reports::state,
-            reconciliation_reports::checked,
-            reconciliation_reports::differences,
-            reconciliation_reports::error,
-        ))
+        .select(reconciliation_reports::id)
         .first(conn)
         .optional()?;
-    let Some(r) = r else { return Ok(None) };
-    let items = reconciliation_items::table
-        .filter(reconciliation_items::report_id.eq(r.id))
-        .order(reconciliation_items::position)
+    match id {
+        Some(id) => with_items(conn, id),
+        None => Ok(None),
+    }
+}
+
+/// One report with all its items (the CSV export of any report).
+pub fn with_items(conn: &mut Conn, id: i32) -> QueryResult<Option<(Report, Vec<Item>)>> {
+    let Some(r) = report(conn, id)? else {
+        return Ok(None);
+    };
+    let items = items(conn, id, None, None)?
+        .into_iter()
+        .map(|(_, it)| it)
+        .collect();
+    Ok(Some((r, items)))
+}
+
+/// One report.
+pub fn report(conn: &mut Conn, id: i32) -> QueryResult<Option<Report>> {
+    reconciliation_reports::table
+        .find(id)
+        .select(REPORT_COLS)
+        .first(conn)
+        .optional()
+}
+
+/// Reports newest first, `before` an id (keyset pages).
+pub fn list(conn: &mut Conn, before: Option<i32>, limit: i64) -> QueryResult<Vec<Report>> {
+    let mut q = reconciliation_reports::table
+        .filter(reconciliation_reports::target.eq(TARGET))
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(reconciliation_reports::id.lt(b));
+    }
+    q.order(reconciliation_reports::id.desc())
+        .limit(limit)
+        .select(REPORT_COLS)
+        .load(conn)
+}
+
+/// A report's items in order as (position, item): those after position `after`, at most
+/// `limit` (all without one).
+pub fn items(
+    conn: &mut Conn,
+    id: i32,
+    after: Option<i32>,
+    limit: Option<i64>,
+) -> QueryResult<Vec<(i32, Item)>> {
+    let mut q = reconciliation_items::table
+        .filter(reconciliation_items::report_id.eq(id))
+        .into_boxed();
+    if let Some(a) = after {
+        q = q.filter(reconciliation_items::position.gt(a));
+    }
+    if let Some(l) = limit {
+        q = q.limit(l);
+    }
+    Ok(q.order(reconciliation_items::position)
         .select((
+            reconciliation_items::position,
             reconciliation_items::offer_ref,
             reconciliation_items::offer_id,
             reconciliation_items::field,
             reconciliation_items::ours,
             reconciliation_items::theirs,
         ))
-        .load::<(
-            Option<String>,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        )>(conn)?
+        .load::<ItemRow>(conn)?
         .into_iter()
-        .map(|(offer_ref, offer_id, field, obmen, ozon)| Item {
-            offer_ref,
-            offer_id,
-            field,
-            obmen,
-            ozon,
-        })
+        .map(item_of)
+        .collect())
+}
+
+/// The differences of one of our offers in the latest finished report (with that report).
+pub fn latest_for_offer(
+    conn: &mut Conn,
+    offer_ref: &str,
+) -> QueryResult<Option<(Report, Vec<Item>)>> {
+    let r: Option<Report> = reconciliation_reports::table
+        .filter(reconciliation_reports::target.eq(TARGET))
+        .filter(reconciliation_reports::state.eq("done"))
+        .order(reconciliation_reports::id.desc())
+        .select(REPORT_COLS)
+        .first(conn)
+        .optional()?;
+    let Some(r) = r else { return Ok(None) };
+    let items = reconciliation_items::table
+        .filter(reconciliation_items::report_id.eq(r.id))
+        .filter(reconciliation_items::offer_ref.eq(offer_ref))
+        .order(reconciliation_items::position)
+        .select((
+            reconciliation_items::position,
+            reconciliation_items::offer_ref,
+            reconciliation_items::offer_id,
+            reconciliation_items::field,
+            reconciliation_items::ours,
+            reconciliation_items::theirs,
+        ))
+        .load::<ItemRow>(conn)?
+        .into_iter()
+        .map(|r| item_of(r).1)
         .collect();
     Ok(Some((r, items)))
 }

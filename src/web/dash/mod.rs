@@ -5,9 +5,12 @@
 //! [`guard`] (a page) or [`guard_post`] (a form), which answer for it when the visitor may not.
 
 pub mod auth;
+pub mod catalog;
 pub mod exchanges;
 pub mod home;
 pub mod mapping;
+pub mod orders;
+pub mod reports;
 pub mod text;
 
 use std::sync::Arc;
@@ -36,6 +39,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     home::configure(cfg);
     exchanges::configure(cfg);
     mapping::configure(cfg);
+    orders::configure(cfg);
+    catalog::configure(cfg);
+    reports::configure(cfg);
 }
 
 /// What every page's frame needs: language, the signed-in user, the CSRF token for its forms.

@@ -53,7 +53,14 @@ pub const COMMON: Table = &[
 ];
 
 fn tables() -> &'static [Table] {
-    &[COMMON, super::home::TEXT, super::exchanges::TEXT]
+    &[
+        COMMON,
+        super::home::TEXT,
+        super::exchanges::TEXT,
+        super::orders::TEXT,
+        super::catalog::TEXT,
+        super::reports::TEXT,
+    ]
 }
 
 pub fn t(lang: Lang, key: &str) -> &'static str {
