@@ -4,9 +4,12 @@
 //! Each page module exposes its routes through [`configure`]; every handler starts with
 //! [`guard`] (a page) or [`guard_post`] (a form), which answer for it when the visitor may not.
 
+pub mod audit_log;
 pub mod auth;
 pub mod exchanges;
 pub mod home;
+pub mod messages;
+pub mod settings;
 pub mod text;
 
 use std::sync::Arc;
@@ -34,6 +37,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     home::configure(cfg);
     exchanges::configure(cfg);
+    messages::configure(cfg);
+    audit_log::configure(cfg);
+    settings::configure(cfg);
 }
 
 /// What every page's frame needs: language, the signed-in user, the CSRF token for its forms.

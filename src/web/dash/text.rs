@@ -52,7 +52,14 @@ pub const COMMON: Table = &[
 ];
 
 fn tables() -> &'static [Table] {
-    &[COMMON, super::home::TEXT, super::exchanges::TEXT]
+    &[
+        COMMON,
+        super::home::TEXT,
+        super::exchanges::TEXT,
+        super::messages::TEXT,
+        super::audit_log::TEXT,
+        super::settings::TEXT,
+    ]
 }
 
 pub fn t(lang: Lang, key: &str) -> &'static str {
