@@ -768,7 +768,10 @@ mod tests {
             m.database_url.as_deref(),
             Some("postgres://obmen:********@db:5432/obmen")
         );
-        assert_eq!(m.ozon.base_url.as_deref(), Some("https://api-seller.ozon.ru"));
+        assert_eq!(
+            m.ozon.base_url.as_deref(),
+            Some("https://api-seller.ozon.ru")
+        );
         assert_eq!(m.ozon.api_key.as_deref(), Some("********"));
         // Unset secrets stay unset (the page shows they are missing).
         assert!(Config::default().masked().api.token.is_none());

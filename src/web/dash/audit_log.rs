@@ -11,7 +11,11 @@ use crate::exchange::Exchange;
 use crate::users::{AuditRow, Role};
 
 pub const TEXT: Table = &[
-    ("aud_title", "Журнал действий пользователей", "Users' audit log"),
+    (
+        "aud_title",
+        "Журнал действий пользователей",
+        "Users' audit log",
+    ),
     ("aud_user", "Пользователь", "User"),
     ("aud_action", "Действие", "Action"),
     ("aud_target", "Объект", "Target"),
@@ -52,8 +56,7 @@ async fn list(
     let before: Option<i32> = q.before.as_deref().and_then(|b| b.parse().ok());
     let first = before.is_none();
     ctx.live = first;
-    let rows = match super::db(&ex, move |c| Ok(crate::users::audit_page(c, before, PAGE)?)).await
-    {
+    let rows = match super::db(&ex, move |c| Ok(crate::users::audit_page(c, before, PAGE)?)).await {
         Ok(r) => r,
         Err(e) => return super::db_error(ctx, e),
     };

@@ -34,31 +34,105 @@ pub const TEXT: Table = &[
     ("msg_key_q", "Часть ключа", "Part of the key"),
     ("msg_updated", "Изменено", "Updated"),
     ("msg_done_at", "Доставлено", "Delivered"),
-    ("msg_lease", "Занято обработчиком до", "Held by a worker until"),
-    ("msg_call", "Вызов API, решивший последний исход", "The API call behind the last outcome"),
-    ("msg_no_call", "Вызовов API для этого сообщения ещё не было.", "No API call was made for this message yet."),
+    (
+        "msg_lease",
+        "Занято обработчиком до",
+        "Held by a worker until",
+    ),
+    (
+        "msg_call",
+        "Вызов API, решивший последний исход",
+        "The API call behind the last outcome",
+    ),
+    (
+        "msg_no_call",
+        "Вызовов API для этого сообщения ещё не было.",
+        "No API call was made for this message yet.",
+    ),
     ("msg_endpoint", "Адрес", "Endpoint"),
     ("msg_http", "HTTP", "HTTP"),
     ("msg_duration", "Длительность", "Duration"),
     ("msg_outcome", "Исход", "Outcome"),
     ("msg_request", "Запрос", "Request"),
+    (
+        "msg_calls",
+        "Вызовы API, где упоминается это сообщение",
+        "API calls that mention this message",
+    ),
+    (
+        "msg_calls_note",
+        "По сохранённым отрывкам запросов (не длиннее 2000 байт): список может быть неполным.",
+        "Found in the kept request excerpts (up to 2000 bytes each): the list may be incomplete.",
+    ),
     ("msg_retry", "Повторить сейчас", "Retry now"),
-    ("msg_retried", "Сообщение поставлено на повтор.", "The message is queued for a retry."),
-    ("msg_retry_bulk", "Повторить все ошибочные и недоставленные по этому фильтру", "Retry every failed and dead message of this filter"),
-    ("msg_retry_bulk_confirm", "Повторить все ошибочные и недоставленные сообщения по этому фильтру?", "Retry every failed and dead message of this filter?"),
-    ("msg_retried_bulk", "Поставлено на повтор сообщений:", "Messages queued for a retry:"),
+    (
+        "msg_retried",
+        "Сообщение поставлено на повтор.",
+        "The message is queued for a retry.",
+    ),
+    (
+        "msg_retry_bulk",
+        "Повторить все ошибочные и недоставленные по этому фильтру",
+        "Retry every failed and dead message of this filter",
+    ),
+    (
+        "msg_retry_bulk_confirm",
+        "Повторить все ошибочные и недоставленные сообщения по этому фильтру?",
+        "Retry every failed and dead message of this filter?",
+    ),
+    (
+        "msg_retried_bulk",
+        "Поставлено на повтор сообщений:",
+        "Messages queued for a retry:",
+    ),
     ("msg_cancel", "Отменить отправку", "Cancel sending"),
-    ("msg_cancel_confirm", "Отменить это сообщение? Оно не будет отправлено.", "Cancel this message? It will not be sent."),
-    ("msg_cancelled", "Сообщение отменено и не будет отправлено.", "The message is cancelled and will not be sent."),
+    (
+        "msg_cancel_confirm",
+        "Отменить это сообщение? Оно не будет отправлено.",
+        "Cancel this message? It will not be sent.",
+    ),
+    (
+        "msg_cancelled",
+        "Сообщение отменено и не будет отправлено.",
+        "The message is cancelled and will not be sent.",
+    ),
     ("msg_delete", "Удалить", "Delete"),
-    ("msg_delete_confirm", "Удалить это сообщение навсегда?", "Delete this message for good?"),
-    ("msg_deleted", "Сообщение удалено.", "The message is deleted."),
-    ("msg_edit", "Изменить содержимое (JSON)", "Edit the payload (JSON)"),
+    (
+        "msg_delete_confirm",
+        "Удалить это сообщение навсегда?",
+        "Delete this message for good?",
+    ),
+    (
+        "msg_deleted",
+        "Сообщение удалено.",
+        "The message is deleted.",
+    ),
+    (
+        "msg_edit",
+        "Изменить содержимое (JSON)",
+        "Edit the payload (JSON)",
+    ),
     ("msg_save", "Сохранить", "Save"),
-    ("msg_saved", "Содержимое сообщения изменено.", "The payload is changed."),
-    ("msg_bad_json", "Содержимое не сохранено: это не JSON", "The payload is not saved: not valid JSON"),
-    ("msg_not_allowed", "Действие невозможно в состоянии сообщения", "Not possible in the message's state"),
-    ("msg_no_edit", "Доставленное или отправляемое сообщение изменить нельзя.", "A delivered message or one being sent cannot be edited."),
+    (
+        "msg_saved",
+        "Содержимое сообщения изменено.",
+        "The payload is changed.",
+    ),
+    (
+        "msg_bad_json",
+        "Содержимое не сохранено: это не JSON",
+        "The payload is not saved: not valid JSON",
+    ),
+    (
+        "msg_not_allowed",
+        "Действие невозможно в состоянии сообщения",
+        "Not possible in the message's state",
+    ),
+    (
+        "msg_no_edit",
+        "Доставленное или отправляемое сообщение изменить нельзя.",
+        "A delivered message or one being sent cannot be edited.",
+    ),
     ("msg_not_found", "Сообщения нет", "No such message"),
 ];
 
@@ -263,6 +337,8 @@ struct ShowPage {
     m: MessageRow,
     payload: String,
     call: Option<CallRow>,
+    /// Calls whose request names this message.
+    calls: Vec<CallRow>,
     order_number: Option<String>,
     /// The payload text in the editor (the rejected text after a refused edit).
     draft: String,
@@ -291,9 +367,27 @@ impl ShowPage {
     fn pretty(&self, s: &Option<String>) -> String {
         pretty(s.as_deref().unwrap_or(""))
     }
+    fn short(&self, s: &Option<String>) -> String {
+        cut(s.as_deref().unwrap_or(""), 160)
+    }
 }
 
-type Loaded = (MessageRow, Option<CallRow>, Option<String>);
+type Loaded = (MessageRow, Option<CallRow>, Option<String>, Vec<CallRow>);
+
+/// What identifies a message in a request: its key and the identifier-like string fields of its
+/// payload (`offer_id`, `posting_number`, `…_uuid`).
+fn needles(m: &MessageRow) -> Vec<String> {
+    let mut out = vec![m.key.clone()];
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&m.payload) {
+        for (k, v) in map {
+            let idish = k.ends_with("_id") || k.ends_with("number") || k.ends_with("uuid");
+            if let (true, Some(s)) = (idish, v.as_str()) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
 
 async fn load(ex: &Arc<Exchange>, id: i32) -> Result<Option<Loaded>, crate::store::StoreError> {
     super::db(ex, move |c| {
@@ -315,7 +409,8 @@ async fn load(ex: &Arc<Exchange>, id: i32) -> Result<Option<Loaded>, crate::stor
             }
             None => None,
         };
-        Ok(Some((m, call, number)))
+        let calls = journal::calls_mentioning(c, &m.target, &needles(&m), 20)?;
+        Ok(Some((m, call, number, calls)))
     })
     .await
 }
@@ -328,7 +423,7 @@ async fn render_show(
     draft: Option<String>,
     error: Option<String>,
 ) -> HttpResponse {
-    let (m, call, order_number) = match load(ex, id).await {
+    let (m, call, order_number, calls) = match load(ex, id).await {
         Ok(Some(v)) => v,
         Ok(None) => {
             let t = ctx.t("msg_not_found");
@@ -345,13 +440,18 @@ async fn render_show(
             payload,
             m,
             call,
+            calls,
             order_number,
             error,
         },
     )
 }
 
-async fn show(req: HttpRequest, path: web::Path<i32>, ex: web::Data<Arc<Exchange>>) -> HttpResponse {
+async fn show(
+    req: HttpRequest,
+    path: web::Path<i32>,
+    ex: web::Data<Arc<Exchange>>,
+) -> HttpResponse {
     let ctx = match super::guard(&req, &ex, Role::Viewer, "messages").await {
         Ok(c) => c,
         Err(r) => return r,
@@ -480,8 +580,7 @@ async fn edit_payload(
         Ok(v) => v,
         Err(e) => {
             let err = format!("{}: {e}", ctx.t("msg_bad_json"));
-            return render_show(ctx, &ex, id, StatusCode::BAD_REQUEST, Some(text), Some(err))
-                .await;
+            return render_show(ctx, &ex, id, StatusCode::BAD_REQUEST, Some(text), Some(err)).await;
         }
     };
     let v2 = value.clone();

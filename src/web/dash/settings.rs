@@ -95,15 +95,11 @@ async fn unlock(
                 Some(state(0, None)),
             )
             .await;
-            super::redirect_flash(
-                "/settings",
-                &format!("{} {name}", ctx.t("set_unlocked")),
-            )
+            super::redirect_flash("/settings", &format!("{} {name}", ctx.t("set_unlocked")))
         }
-        Ok(None) => super::redirect_flash(
-            "/settings",
-            &format!("{}: {name}", ctx.t("set_no_user")),
-        ),
+        Ok(None) => {
+            super::redirect_flash("/settings", &format!("{}: {name}", ctx.t("set_no_user")))
+        }
         Err(e) => super::db_error(ctx, e),
     }
 }
