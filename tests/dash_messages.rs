@@ -141,6 +141,13 @@ async fn operators_retry_edit_cancel_and_bulk_retry_dead_messages() {
         .post("/messages/retry", &[("kind", "ozon.stock")])
         .await;
     assert_eq!(r.status, 403);
+    // Keyset page: only older messages.
+    let older = viewer
+        .get(&format!("/messages?kind=ozon.stock&before={}", ids[2]))
+        .await;
+    assert!(older.body.contains(&format!("data-id=\"{}\"", ids[3])));
+    assert!(!older.body.contains(&format!("data-id=\"{}\"", ids[2])));
+    assert!(!older.body.contains(&format!("data-id=\"{a}\"")));
     // The operator's page has the actions; the filters narrow the list.
     let page = op.get(&format!("/messages/{a}")).await;
     assert!(page
