@@ -709,13 +709,74 @@ impl Config {
         if c.ozon.api_key.is_some() {
             c.ozon.api_key = Some("********".into());
         }
+        // A password written into a URL (`https://user:secret@host/`).
+        for url in [
+            &mut c.database_url,
+            &mut c.public_url,
+            &mut c.ozon.base_url,
+            &mut c.cdek.base_url,
+            &mut c.dpd.base_url,
+        ] {
+            if let Some(u) = url.as_mut() {
+                *u = mask_url_password(u);
+            }
+        }
         c
+    }
+}
+
+/// `scheme://user:password@host…` with the password masked; other text unchanged.
+fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:********{}",
+            &url[..scheme_end],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_hides_every_secret() {
+        let mut c = Config::default();
+        c.exchange.password = Some("s3cr3t-exchange".into());
+        c.api.token = Some("s3cr3t-token".into());
+        c.ozon.api_key = Some("s3cr3t-ozon".into());
+        c.cdek.client_secret = Some("s3cr3t-cdek".into());
+        c.dpd.client_key = Some("s3cr3t-dpd".into());
+        c.database_url = Some("postgres://obmen:s3cr3t-db@db:5432/obmen".into());
+        c.public_url = Some("https://u:s3cr3t-public@obmen.example/".into());
+        c.ozon.base_url = Some("https://api-seller.ozon.ru".into());
+        let m = c.masked();
+        let text = toml::to_string(&m).unwrap();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert_eq!(
+            m.database_url.as_deref(),
+            Some("postgres://obmen:********@db:5432/obmen")
+        );
+        assert_eq!(
+            m.ozon.base_url.as_deref(),
+            Some("https://api-seller.ozon.ru")
+        );
+        assert_eq!(m.ozon.api_key.as_deref(), Some("********"));
+        // Unset secrets stay unset (the page shows they are missing).
+        assert!(Config::default().masked().api.token.is_none());
+        assert_eq!(mask_url_password("a@b:c"), "a@b:c");
+    }
 
     #[test]
     fn defaults_run_with_nothing() {

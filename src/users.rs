@@ -158,6 +158,28 @@ pub fn list(conn: &mut Conn) -> QueryResult<Vec<UserRow>> {
         .load(conn)
 }
 
+/// Lift a lockout after failed sign-ins. Returns the user as it was, None when unknown.
+pub fn unlock(conn: &mut Conn, name: &str) -> QueryResult<Option<UserRow>> {
+    conn.immediate_transaction(|conn| {
+        let Some(before) = users::table
+            .filter(users::name.eq(name))
+            .select(UserRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        diesel::update(users::table.find(before.id))
+            .set((
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<i64>),
+                users::updated_at.eq(now_ms()),
+            ))
+            .execute(conn)?;
+        Ok(Some(before))
+    })
+}
+
 pub fn count(conn: &mut Conn) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
@@ -395,5 +417,14 @@ mod tests {
         assert!(!upsert(c, "anna", Role::Viewer, "another-pass").unwrap());
         assert!(session_user(c, &token).unwrap().is_none());
         assert!(check_login(c, "anna", "another-pass").unwrap().is_ok());
+        // An administrator's unlock lets the right password in again.
+        for _ in 0..LOCK_AFTER {
+            let _ = check_login(c, "anna", "bad").unwrap();
+        }
+        assert!(check_login(c, "anna", "another-pass").unwrap().is_err());
+        let before = unlock(c, "anna").unwrap().unwrap();
+        assert!(before.locked_until.is_some());
+        assert!(check_login(c, "anna", "another-pass").unwrap().is_ok());
+        assert!(unlock(c, "nobody").unwrap().is_none());
     }
 }

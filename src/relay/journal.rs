@@ -93,3 +93,57 @@ pub fn list_calls(
 pub fn get_call(conn: &mut Conn, id: i64) -> QueryResult<Option<CallRow>> {
     api_calls::table.find(id as i32).first(conn).optional()
 }
+
+/// Calls of a target whose request excerpt names one of `needles` as a JSON string (`"…"`):
+/// the calls a message took part in, as far as the kept excerpts tell. Newest first.
+pub fn calls_mentioning(
+    conn: &mut Conn,
+    target: &str,
+    needles: &[String],
+    limit: i64,
+) -> QueryResult<Vec<CallRow>> {
+    let needles: Vec<&String> = needles.iter().filter(|n| n.len() >= 3).collect();
+    if needles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = api_calls::table
+        .filter(api_calls::target.eq(target.to_string()))
+        .into_boxed();
+    let mut cond: Option<
+        Box<
+            dyn BoxableExpression<
+                api_calls::table,
+                diesel::sqlite::Sqlite,
+                SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
+            >,
+        >,
+    > = None;
+    for n in needles {
+        let pattern = format!(
+            "%{}%",
+            like_escape(&serde_json::Value::String(n.clone()).to_string())
+        );
+        let one = Box::new(api_calls::request.like(pattern).escape('\\'));
+        cond = Some(match cond {
+            None => one,
+            Some(c) => Box::new(c.or(one)),
+        });
+    }
+    if let Some(c) = cond {
+        q = q.filter(c);
+    }
+    q.order(api_calls::id.desc())
+        .limit(limit.clamp(1, 1000))
+        .load(conn)
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -283,7 +283,7 @@ pub fn record_outcome(
 }
 
 /// A message as listed by the API and the dashboard.
-#[derive(Debug, Clone, Serialize, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable)]
 pub struct MessageRow {
     pub id: i32,
     pub target: String,
@@ -310,26 +310,60 @@ pub struct ListFilter {
     pub target: Option<String>,
     pub kind: Option<String>,
     pub order_id: Option<i32>,
+    /// Text contained in the message key.
+    pub key_contains: Option<String>,
+    /// Only messages of the order with this number (`orders.number`).
+    pub order_number: Option<String>,
     /// Keyset pagination: only ids below this.
     pub before_id: Option<i32>,
     pub limit: i64,
 }
 
-/// Newest first.
-pub fn list(conn: &mut Conn, f: &ListFilter) -> QueryResult<Vec<MessageRow>> {
+/// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// The filter's conditions (no order, no paging).
+fn filtered<'a>(f: &ListFilter) -> outbox::BoxedQuery<'a, diesel::sqlite::Sqlite> {
+    use crate::store::schema::orders;
     let mut q = outbox::table.into_boxed();
     if let Some(s) = &f.state {
-        q = q.filter(outbox::state.eq(s));
+        q = q.filter(outbox::state.eq(s.clone()));
     }
     if let Some(t) = &f.target {
-        q = q.filter(outbox::target.eq(t));
+        q = q.filter(outbox::target.eq(t.clone()));
     }
     if let Some(k) = &f.kind {
-        q = q.filter(outbox::kind.eq(k));
+        q = q.filter(outbox::kind.eq(k.clone()));
     }
     if let Some(o) = f.order_id {
         q = q.filter(outbox::order_id.eq(o));
     }
+    if let Some(text) = f.key_contains.as_deref().filter(|t| !t.is_empty()) {
+        q = q.filter(outbox::key.like(like_literal(text)).escape('\\'));
+    }
+    if let Some(n) = f.order_number.as_deref().filter(|n| !n.is_empty()) {
+        let ids = orders::table
+            .filter(orders::number.eq(n.to_string()))
+            .select(orders::id.nullable());
+        q = q.filter(outbox::order_id.eq_any(ids));
+    }
+    q
+}
+
+/// Newest first.
+pub fn list(conn: &mut Conn, f: &ListFilter) -> QueryResult<Vec<MessageRow>> {
+    let mut q = filtered(f);
     if let Some(b) = f.before_id {
         q = q.filter(outbox::id.lt(b));
     }
@@ -399,4 +433,215 @@ pub fn next_due(conn: &mut Conn, kind: &str) -> QueryResult<Option<i64>> {
         .filter(outbox::state.eq_any([state::PENDING, state::FAILED]))
         .select(min(outbox::next_attempt_at))
         .first(conn)
+}
+
+/// What became of an operator's change to one message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Done; the message as it was before.
+    Changed(Box<MessageRow>),
+    NotFound,
+    /// Its state does not allow it (the state).
+    NotAllowed(String),
+}
+
+/// Apply `update` to message `id` only while its state is one of `allowed`, in one immediate
+/// transaction (the relay's claim cannot slip in between the check and the change).
+fn change_if(
+    conn: &mut Conn,
+    id: i32,
+    allowed: &[&str],
+    update: impl FnOnce(&mut Conn) -> QueryResult<usize>,
+) -> QueryResult<Change> {
+    conn.immediate_transaction(|conn| {
+        let Some(before) = get(conn, id)? else {
+            return Ok(Change::NotFound);
+        };
+        if !allowed.contains(&before.state.as_str()) {
+            return Ok(Change::NotAllowed(before.state));
+        }
+        update(conn)?;
+        Ok(Change::Changed(Box::new(before)))
+    })
+}
+
+/// An operator's retry of one message that is waiting, failed, dead: due now, attempts reset.
+/// Unlike [`retry_now`] a cancelled message stays cancelled (cancelling is final on the
+/// dashboard: a cancelled `Once` message may already have been replaced by a new one).
+pub fn retry_open(conn: &mut Conn, id: i32) -> QueryResult<Change> {
+    change_if(
+        conn,
+        id,
+        &[state::PENDING, state::FAILED, state::DEAD],
+        |conn| {
+            let now = now_ms();
+            diesel::update(outbox::table.find(id))
+                .set((
+                    outbox::state.eq(diesel::dsl::sql::<diesel::sql_types::Text>(
+                        "CASE state WHEN 'pending' THEN 'pending' ELSE 'failed' END",
+                    )),
+                    outbox::attempts.eq(0),
+                    outbox::next_attempt_at.eq(now),
+                    outbox::updated_at.eq(now),
+                ))
+                .execute(conn)
+        },
+    )
+}
+
+/// Retry every failed or dead message matching the filter (its paging ignored): due now,
+/// attempts reset. Returns the ids retried.
+pub fn retry_matching(conn: &mut Conn, f: &ListFilter) -> QueryResult<Vec<i32>> {
+    conn.immediate_transaction(|conn| {
+        let ids: Vec<i32> = filtered(f)
+            .filter(outbox::state.eq_any([state::FAILED, state::DEAD]))
+            .select(outbox::id)
+            .load(conn)?;
+        let now = now_ms();
+        for chunk in ids.chunks(500) {
+            diesel::update(
+                outbox::table
+                    .filter(outbox::id.eq_any(chunk))
+                    .filter(outbox::state.eq_any([state::FAILED, state::DEAD])),
+            )
+            .set((
+                outbox::state.eq(state::FAILED),
+                outbox::attempts.eq(0),
+                outbox::next_attempt_at.eq(now),
+                outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        }
+        Ok(ids)
+    })
+}
+
+/// Cancel a message not sent yet (pending, failed, dead): the relay claims only pending and
+/// failed messages, so a cancelled one is never sent.
+pub fn cancel(conn: &mut Conn, id: i32) -> QueryResult<Change> {
+    change_if(
+        conn,
+        id,
+        &[state::PENDING, state::FAILED, state::DEAD],
+        |conn| {
+            diesel::update(outbox::table.find(id))
+                .set((
+                    outbox::state.eq(state::CANCELLED),
+                    outbox::updated_at.eq(now_ms()),
+                ))
+                .execute(conn)
+        },
+    )
+}
+
+/// Replace the payload of a message that is neither delivered nor being sent.
+pub fn edit_payload(conn: &mut Conn, id: i32, payload: &serde_json::Value) -> QueryResult<Change> {
+    let text = payload.to_string();
+    change_if(
+        conn,
+        id,
+        &[state::PENDING, state::FAILED, state::DEAD, state::CANCELLED],
+        |conn| {
+            diesel::update(outbox::table.find(id))
+                .set((outbox::payload.eq(&text), outbox::updated_at.eq(now_ms())))
+                .execute(conn)
+        },
+    )
+}
+
+/// Delete a message that is not being sent.
+pub fn delete(conn: &mut Conn, id: i32) -> QueryResult<Change> {
+    change_if(
+        conn,
+        id,
+        &[
+            state::PENDING,
+            state::FAILED,
+            state::DEAD,
+            state::CANCELLED,
+            state::DONE,
+        ],
+        |conn| diesel::delete(outbox::table.find(id)).execute(conn),
+    )
+}
+
+#[cfg(test)]
+mod dash_tests {
+    use super::*;
+
+    fn pool() -> (tempfile::TempDir, crate::store::DbPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+        crate::store::migrate(&mut pool.get().unwrap()).unwrap();
+        (dir, pool)
+    }
+
+    fn set_state(c: &mut Conn, id: i32, st: &str) {
+        diesel::update(outbox::table.find(id))
+            .set(outbox::state.eq(st))
+            .execute(c)
+            .unwrap();
+    }
+
+    #[test]
+    fn operator_changes_respect_states_and_a_cancelled_message_is_never_claimed() {
+        let (_d, pool) = pool();
+        let c = &mut pool.get().unwrap();
+        let m = |key: &str| NewMessage::new("t", "t.k", key, serde_json::json!({"n": 1}));
+        let a = enqueue(c, &m("a_1"), Enqueue::Always).unwrap().unwrap();
+        let b = enqueue(c, &m("b%1"), Enqueue::Always).unwrap().unwrap();
+        let d = enqueue(c, &m("c_2"), Enqueue::Always).unwrap().unwrap();
+        set_state(c, a, state::DEAD);
+        set_state(c, b, state::FAILED);
+        // Key search takes % and _ literally.
+        let f = ListFilter {
+            key_contains: Some("%".into()),
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(list(c, &f).unwrap().len(), 1);
+        // Cancel: never claimed; retry and cancel again refused.
+        assert!(matches!(cancel(c, d).unwrap(), Change::Changed(_)));
+        assert_eq!(
+            cancel(c, d).unwrap(),
+            Change::NotAllowed(state::CANCELLED.into())
+        );
+        assert_eq!(
+            retry_open(c, d).unwrap(),
+            Change::NotAllowed(state::CANCELLED.into())
+        );
+        let claimed = claim(c, "t.k", 10, "me", Duration::from_secs(60)).unwrap();
+        assert!(claimed.iter().all(|m| m.id != d), "{claimed:?}");
+        // Bulk retry: failed and dead only.
+        set_state(c, b, state::FAILED);
+        let all = ListFilter {
+            target: Some("t".into()),
+            limit: 50,
+            ..Default::default()
+        };
+        let mut ids = retry_matching(c, &all).unwrap();
+        ids.sort();
+        assert_eq!(ids, vec![a, b]);
+        assert_eq!(get(c, a).unwrap().unwrap().state, state::FAILED);
+        assert_eq!(get(c, d).unwrap().unwrap().state, state::CANCELLED);
+        // In flight: no edit, no delete.
+        set_state(c, a, state::IN_FLIGHT);
+        let p = serde_json::json!({"n": 2});
+        assert_eq!(
+            edit_payload(c, a, &p).unwrap(),
+            Change::NotAllowed(state::IN_FLIGHT.into())
+        );
+        assert_eq!(
+            delete(c, a).unwrap(),
+            Change::NotAllowed(state::IN_FLIGHT.into())
+        );
+        match edit_payload(c, b, &p).unwrap() {
+            Change::Changed(before) => assert_eq!(before.payload, r#"{"n":1}"#),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(get(c, b).unwrap().unwrap().payload, r#"{"n":2}"#);
+        assert!(matches!(delete(c, b).unwrap(), Change::Changed(_)));
+        assert!(get(c, b).unwrap().is_none());
+        assert_eq!(retry_open(c, 9999).unwrap(), Change::NotFound);
+    }
 }

@@ -49,6 +49,7 @@ pub async fn list(
         order_id: q.order_id,
         before_id: q.before,
         limit: q.limit.unwrap_or(100),
+        ..Default::default()
     };
     match run(&ex, move |c| Ok(ostore::list(c, &f)?)).await {
         Ok(rows) => {

@@ -4,6 +4,7 @@
 //! Each page module exposes its routes through [`configure`]; every handler starts with
 //! [`guard`] (a page) or [`guard_post`] (a form), which answer for it when the visitor may not.
 
+pub mod audit_log;
 pub mod auth;
 pub mod catalog;
 pub mod exchanges;
@@ -11,6 +12,8 @@ pub mod home;
 pub mod mapping;
 pub mod orders;
 pub mod reports;
+pub mod messages;
+pub mod settings;
 pub mod text;
 
 use std::sync::Arc;
@@ -42,6 +45,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     orders::configure(cfg);
     catalog::configure(cfg);
     reports::configure(cfg);
+    messages::configure(cfg);
+    audit_log::configure(cfg);
+    settings::configure(cfg);
 }
 
 /// What every page's frame needs: language, the signed-in user, the CSRF token for its forms.

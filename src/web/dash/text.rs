@@ -60,6 +60,9 @@ fn tables() -> &'static [Table] {
         super::orders::TEXT,
         super::catalog::TEXT,
         super::reports::TEXT,
+        super::messages::TEXT,
+        super::audit_log::TEXT,
+        super::settings::TEXT,
     ]
 }
 
