@@ -4,6 +4,7 @@
 //! Each page module exposes its routes through [`configure`]; every handler starts with
 //! [`guard`] (a page) or [`guard_post`] (a form), which answer for it when the visitor may not.
 
+pub mod alerts;
 pub mod auth;
 pub mod exchanges;
 pub mod home;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::configure(cfg);
     home::configure(cfg);
     exchanges::configure(cfg);
+    alerts::configure(cfg);
 }
 
 /// What every page's frame needs: language, the signed-in user, the CSRF token for its forms.

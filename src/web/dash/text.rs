@@ -52,7 +52,12 @@ pub const COMMON: Table = &[
 ];
 
 fn tables() -> &'static [Table] {
-    &[COMMON, super::home::TEXT, super::exchanges::TEXT]
+    &[
+        COMMON,
+        super::home::TEXT,
+        super::exchanges::TEXT,
+        super::alerts::TEXT,
+    ]
 }
 
 pub fn t(lang: Lang, key: &str) -> &'static str {
