@@ -557,7 +557,15 @@ where
 pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
     use std::io::Write;
     let mut child = obmen()
-        .args(["user", "add", name, "--role", role, "--password-stdin", "--data-dir"])
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--data-dir",
+        ])
         .arg(data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
