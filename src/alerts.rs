@@ -138,9 +138,7 @@ impl Event {
 }
 
 pub fn rules(conn: &mut Conn) -> QueryResult<Vec<Rule>> {
-    let mut all: Vec<Rule> = alert_rules::table
-        .select(Rule::as_select())
-        .load(conn)?;
+    let mut all: Vec<Rule> = alert_rules::table.select(Rule::as_select()).load(conn)?;
     all.sort_by_key(|r| RULES.iter().position(|x| *x == r.rule).unwrap_or(99));
     Ok(all)
 }
@@ -155,8 +153,7 @@ pub fn rule(conn: &mut Conn, name: &str) -> QueryResult<Option<Rule>> {
 
 /// What an admin may change on a rule, as the audit log shows it.
 pub fn rule_settings(r: &Rule) -> String {
-    json!({"enabled": r.enabled, "threshold": r.threshold, "channels": r.channel_ids()})
-        .to_string()
+    json!({"enabled": r.enabled, "threshold": r.threshold, "channels": r.channel_ids()}).to_string()
 }
 
 /// Change a rule; returns (before, after) settings, or None for an unknown rule.
@@ -407,11 +404,13 @@ pub fn fire(
             }
         }
         diesel::update(alert_events::table.find(event_id))
-            .set(alert_events::message_ids.eq(ids
-                .iter()
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(",")))
+            .set(
+                alert_events::message_ids.eq(ids
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")),
+            )
             .execute(conn)?;
         diesel::update(alert_rules::table.find(&r.rule))
             .set(alert_rules::last_fired_at.eq(now))
@@ -453,10 +452,7 @@ fn check(conn: &mut Conn, r: &Rule, lang: Lang) -> StoreResult<usize> {
                 if s.session.last_seen_at < now - FAILED_LOOKBACK_MS {
                     continue;
                 }
-                let title = lang.pick(
-                    "Обмен с 1С завершился ошибкой",
-                    "A 1C exchange failed",
-                );
+                let title = lang.pick("Обмен с 1С завершился ошибкой", "A 1C exchange failed");
                 let text = format!(
                     "{} {} ({}, {}): {}",
                     lang.pick("Сеанс", "Session"),
@@ -494,7 +490,10 @@ fn check(conn: &mut Conn, r: &Rule, lang: Lang) -> StoreResult<usize> {
                         )
                     ),
                     None => lang
-                        .pick("1С ещё ни разу не выполняла обмен.", "1C has never exchanged yet.")
+                        .pick(
+                            "1С ещё ни разу не выполняла обмен.",
+                            "1C has never exchanged yet.",
+                        )
                         .to_string(),
                 };
                 n += fired(fire(conn, r, &fp, title, &text)?);
@@ -506,19 +505,25 @@ fn check(conn: &mut Conn, r: &Rule, lang: Lang) -> StoreResult<usize> {
                 .filter(outbox::target.ne(TARGET))
                 .count()
                 .get_result(conn)?;
-            n += count_rule(conn, r, dead >= thr, |lang| {
-                (
-                    lang.pick("Сообщения не доставлены", "Messages undeliverable")
-                        .to_string(),
-                    format!(
-                        "{}: {dead}",
-                        lang.pick(
-                            "Сообщений, доставка которых прекращена (dead)",
-                            "Outbox messages given up (dead)"
-                        )
-                    ),
-                )
-            }, lang)?;
+            n += count_rule(
+                conn,
+                r,
+                dead >= thr,
+                |lang| {
+                    (
+                        lang.pick("Сообщения не доставлены", "Messages undeliverable")
+                            .to_string(),
+                        format!(
+                            "{}: {dead}",
+                            lang.pick(
+                                "Сообщений, доставка которых прекращена (dead)",
+                                "Outbox messages given up (dead)"
+                            )
+                        ),
+                    )
+                },
+                lang,
+            )?;
         }
         RECONCILIATION_DIFF => {
             let latest: Option<(i32, String, i32)> = reconciliation_reports::table
@@ -560,7 +565,10 @@ fn check(conn: &mut Conn, r: &Rule, lang: Lang) -> StoreResult<usize> {
                         "{} {} ({}: {})",
                         lang.pick("Ozon ответил", "Ozon answered"),
                         status.unwrap_or_default(),
-                        lang.pick("отказов с прошлой проверки", "refusals since the last check"),
+                        lang.pick(
+                            "отказов с прошлой проверки",
+                            "refusals since the last check"
+                        ),
                         rows.len()
                     );
                     let fp = format!("{OZON_KEY_REJECTED}:{last}");
@@ -647,11 +655,17 @@ fn http_outcome(status: u16, body: &str) -> OutcomeKind {
     match status {
         200..=299 => OutcomeKind::Done,
         408 | 429 | 500..=599 => OutcomeKind::Retry {
-            error: format!("HTTP {status}: {}", body.chars().take(300).collect::<String>()),
+            error: format!(
+                "HTTP {status}: {}",
+                body.chars().take(300).collect::<String>()
+            ),
             after: None,
         },
         _ => OutcomeKind::Dead {
-            error: format!("HTTP {status}: {}", body.chars().take(300).collect::<String>()),
+            error: format!(
+                "HTTP {status}: {}",
+                body.chars().take(300).collect::<String>()
+            ),
         },
     }
 }
@@ -762,7 +776,11 @@ impl AlertHandler {
         };
         let msg = match msg {
             Ok(m) => m,
-            Err(e) => return fail(OutcomeKind::Dead { error: e.to_string() }),
+            Err(e) => {
+                return fail(OutcomeKind::Dead {
+                    error: e.to_string(),
+                })
+            }
         };
         let port = cfg["port"].as_u64().unwrap_or(25) as u16;
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s("host"))
@@ -857,5 +875,218 @@ impl Handler for AlertHandler {
             }
             out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, DbPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+        (dir, pool)
+    }
+
+    fn enable(c: &mut Conn, rule: &str, threshold: i64) -> i32 {
+        let ch = add_channel(c, "webhook", "h", &json!({"url": "http://127.0.0.1:9/"})).unwrap();
+        update_rule(c, rule, true, threshold, &[ch])
+            .unwrap()
+            .unwrap();
+        ch
+    }
+
+    fn alert_messages(c: &mut Conn) -> i64 {
+        outbox::table
+            .filter(outbox::target.eq(TARGET))
+            .count()
+            .get_result(c)
+            .unwrap()
+    }
+
+    fn dead_message(c: &mut Conn, key: &str) -> i32 {
+        let id = enqueue(
+            c,
+            &NewMessage::new("ozon", "ozon.stock", key, json!({})),
+            Enqueue::Always,
+        )
+        .unwrap()
+        .unwrap();
+        diesel::update(outbox::table.find(id))
+            .set(outbox::state.eq("dead"))
+            .execute(c)
+            .unwrap();
+        id
+    }
+
+    #[test]
+    fn dead_messages_fire_once_and_rearm_below_the_threshold() {
+        let (_d, pool) = db();
+        let c = &mut pool.get().unwrap();
+        enable(c, MESSAGES_DEAD, 2);
+        let a = dead_message(c, "a");
+        assert_eq!(evaluate(c, Lang::Ru).unwrap(), 0, "one dead is below 2");
+        dead_message(c, "b");
+        assert_eq!(evaluate(c, Lang::Ru).unwrap(), 1);
+        assert_eq!(
+            evaluate(c, Lang::Ru).unwrap(),
+            0,
+            "same incident: no resend"
+        );
+        dead_message(c, "c");
+        assert_eq!(evaluate(c, Lang::Ru).unwrap(), 0, "still the same incident");
+        // Below the threshold again: re-armed; the next rise is a new incident.
+        diesel::delete(
+            outbox::table
+                .filter(outbox::state.eq("dead"))
+                .filter(outbox::id.ne(a)),
+        )
+        .execute(c)
+        .unwrap();
+        assert_eq!(evaluate(c, Lang::Ru).unwrap(), 0);
+        dead_message(c, "d");
+        assert_eq!(evaluate(c, Lang::Ru).unwrap(), 1);
+        assert_eq!(alert_messages(c), 2);
+        let ev = events(c, None, 10).unwrap();
+        assert_eq!(ev.len(), 2);
+        assert_eq!(ev[0].fingerprint, "messages_dead:1");
+        assert!(ev[0].title.contains("не доставлены"), "{}", ev[0].title);
+    }
+
+    #[test]
+    fn ozon_rejections_since_the_last_check() {
+        let (_d, pool) = db();
+        let c = &mut pool.get().unwrap();
+        enable(c, OZON_KEY_REJECTED, 1);
+        let call = |c: &mut Conn, target: &str, status: i32| {
+            record_call(
+                c,
+                &Call {
+                    target: target.into(),
+                    endpoint: "/v1/x".into(),
+                    http_status: Some(status),
+                    outcome: "wait".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        };
+        call(c, "ozon", 200);
+        call(c, "cdek", 401);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+        call(c, "ozon", 403);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 1);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0, "already seen");
+        call(c, "ozon", 401);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 1, "a new rejection");
+    }
+
+    #[test]
+    fn latest_reconciliation_with_differences() {
+        let (_d, pool) = db();
+        let c = &mut pool.get().unwrap();
+        enable(c, RECONCILIATION_DIFF, 3);
+        let report = |c: &mut Conn, state: &str, diff: i32| {
+            diesel::insert_into(reconciliation_reports::table)
+                .values((
+                    reconciliation_reports::target.eq("ozon"),
+                    reconciliation_reports::started_at.eq(now_ms()),
+                    reconciliation_reports::state.eq(state),
+                    reconciliation_reports::differences.eq(diff),
+                ))
+                .execute(c)
+                .unwrap();
+        };
+        report(c, "done", 2);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+        report(c, "running", 9);
+        assert_eq!(
+            evaluate(c, Lang::En).unwrap(),
+            0,
+            "only finished reports count"
+        );
+        report(c, "done", 5);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 1);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+    }
+
+    #[test]
+    fn disabled_rules_and_deleted_channels() {
+        let (_d, pool) = db();
+        let c = &mut pool.get().unwrap();
+        let ch = enable(c, MESSAGES_DEAD, 1);
+        update_rule(c, MESSAGES_DEAD, false, 1, &[ch]).unwrap();
+        dead_message(c, "a");
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+        assert!(events(c, None, 10).unwrap().is_empty());
+        update_rule(c, MESSAGES_DEAD, true, 1, &[ch, 999]).unwrap();
+        assert_eq!(
+            rule(c, MESSAGES_DEAD).unwrap().unwrap().channel_ids(),
+            vec![ch]
+        );
+        delete_channel(c, ch).unwrap().unwrap();
+        assert!(rule(c, MESSAGES_DEAD)
+            .unwrap()
+            .unwrap()
+            .channel_ids()
+            .is_empty());
+        // Recorded, but no channel to deliver to.
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+        assert_eq!(events(c, None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn channel_configs_are_checked_and_secrets_masked() {
+        let tg = ChannelInput {
+            kind: "telegram".into(),
+            token: "123:abc".into(),
+            chat_id: "-100".into(),
+            ..Default::default()
+        };
+        let v = channel_config(&tg).unwrap();
+        assert_eq!(v["base_url"], "https://api.telegram.org");
+        let shown = masked_config(&v);
+        assert!(
+            !shown.contains("123:abc") && shown.contains("token=••••••"),
+            "{shown}"
+        );
+        let mail = ChannelInput {
+            kind: "email".into(),
+            host: "mx".into(),
+            from: "a@b.c".into(),
+            to: "d@e.f".into(),
+            user: "u".into(),
+            password: "p4ss".into(),
+            ..Default::default()
+        };
+        let v = channel_config(&mail).unwrap();
+        assert_eq!(v["port"], 25);
+        assert!(!masked_config(&v).contains("p4ss"));
+        let bad = |i: ChannelInput| channel_config(&i).unwrap_err().0;
+        assert_eq!(
+            bad(ChannelInput {
+                kind: "webhook".into(),
+                url: "ftp://x".into(),
+                ..Default::default()
+            }),
+            "al_bad_url"
+        );
+        assert_eq!(
+            bad(ChannelInput {
+                kind: "email".into(),
+                host: "mx".into(),
+                from: "nope".into(),
+                to: "d@e.f".into(),
+                ..Default::default()
+            }),
+            "al_need_mail"
+        );
+        assert_eq!(
+            bad(ChannelInput {
+                kind: "sms".into(),
+                ..Default::default()
+            }),
+            "al_bad_kind"
+        );
     }
 }

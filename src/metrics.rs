@@ -79,7 +79,10 @@ fn metrics() -> &'static Metrics {
         )
         .expect("metric");
         let outbox = IntGaugeVec::new(
-            Opts::new("obmen_outbox_messages", "Outbox messages by target and state"),
+            Opts::new(
+                "obmen_outbox_messages",
+                "Outbox messages by target and state",
+            ),
             &["target", "state"],
         )
         .expect("metric");
@@ -222,7 +225,13 @@ pub fn render(conn: &mut Conn) -> Result<String, crate::store::StoreError> {
 mod tests {
     #[test]
     fn endpoint_labels_drop_ids() {
-        assert_eq!(super::endpoint_label("/v2/orders/123?x=1"), "/v2/orders/:id");
-        assert_eq!(super::endpoint_label("/v3/product/list"), "/v3/product/list");
+        assert_eq!(
+            super::endpoint_label("/v2/orders/123?x=1"),
+            "/v2/orders/:id"
+        );
+        assert_eq!(
+            super::endpoint_label("/v3/product/list"),
+            "/v3/product/list"
+        );
     }
 }

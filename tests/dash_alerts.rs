@@ -153,7 +153,11 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     created(
         &d,
         "/alerts/channels",
-        &[("kind", "webhook"), ("name", "hook"), ("url", &format!("{hook_url}/hook"))],
+        &[
+            ("kind", "webhook"),
+            ("name", "hook"),
+            ("url", &format!("{hook_url}/hook")),
+        ],
     )
     .await;
     created(
@@ -185,18 +189,33 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     let page = d.get("/alerts").await;
     assert_eq!(page.status, 200);
     for id in 1..=3 {
-        assert!(page.body.contains(&format!("id=\"channel-{id}\"")), "{}", page.body);
+        assert!(
+            page.body.contains(&format!("id=\"channel-{id}\"")),
+            "{}",
+            page.body
+        );
     }
-    assert!(!page.body.contains("SECRET-TOKEN"), "the bot token must be masked");
+    assert!(
+        !page.body.contains("SECRET-TOKEN"),
+        "the bot token must be masked"
+    );
     assert!(page.body.contains("token=••••••"), "{}", page.body);
 
     // A viewer cannot change the rule; a form without the CSRF token is refused.
     let v = Dash::login(&srv.base, "vera", "password1").await.unwrap();
     let refused = v
-        .post("/alerts/rules/exchange_failed", &[("enabled", "on"), ("threshold", "1")])
+        .post(
+            "/alerts/rules/exchange_failed",
+            &[("enabled", "on"), ("threshold", "1")],
+        )
         .await;
     assert_eq!(refused.status, 403);
-    let refused = v.post("/alerts/channels", &[("kind", "webhook"), ("url", "http://x/")]).await;
+    let refused = v
+        .post(
+            "/alerts/channels",
+            &[("kind", "webhook"), ("url", "http://x/")],
+        )
+        .await;
     assert_eq!(refused.status, 403);
     let no_csrf = d
         .post_raw("/alerts/rules/exchange_failed", &[("enabled", "on")])
@@ -218,7 +237,11 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     )
     .await;
     let page = d.get("/alerts").await;
-    assert_eq!(page.body.matches("checked").count(), 4, "enabled + 3 channels");
+    assert_eq!(
+        page.body.matches("checked").count(),
+        4,
+        "enabled + 3 channels"
+    );
 
     // Nothing failed yet: a check sends nothing.
     created(&d, "/alerts/check", &[]).await;
@@ -233,14 +256,19 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     assert_eq!(r.first(), "failure", "{}", r.body);
 
     created(&d, "/alerts/check", &[]).await;
-    eventually(20, "the Telegram alert", || async { (count_of(&tg) >= 1).then_some(()) }).await;
+    eventually(20, "the Telegram alert", || async {
+        (count_of(&tg) >= 1).then_some(())
+    })
+    .await;
     // The webhook answered 500 first: the outbox tries again.
     eventually(20, "the webhook alert after a retry", || async {
         (count_of(&hook) >= 2).then_some(())
     })
     .await;
-    eventually(20, "the mail", || async { (!mails.lock().unwrap().is_empty()).then_some(()) })
-        .await;
+    eventually(20, "the mail", || async {
+        (!mails.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
 
     // A second check does not resend.
     created(&d, "/alerts/check", &[]).await;
@@ -254,7 +282,10 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["chat_id"], 42);
     assert!(
-        v["text"].as_str().unwrap().starts_with("A 1C exchange failed"),
+        v["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("A 1C exchange failed"),
         "{v}"
     );
     let hooks = hook.lock().unwrap().clone();
@@ -275,7 +306,12 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
         (p.body.matches("data-state=\"done\"").count() == 3).then_some(p)
     })
     .await;
-    assert_eq!(page.body.matches("class=\"alert-event\"").count(), 1, "{}", page.body);
+    assert_eq!(
+        page.body.matches("class=\"alert-event\"").count(),
+        1,
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("data-fingerprint=\"exchange_failed:"));
     assert!(page.body.contains("href=\"/messages/"));
 
@@ -287,9 +323,8 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
         .await
         .unwrap();
     let has = |name: &str, labels: &[&str]| {
-        m.lines().any(|l| {
-            l.starts_with(name) && labels.iter().all(|x| l.contains(x))
-        })
+        m.lines()
+            .any(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
     };
     assert!(
         has(
@@ -301,7 +336,11 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     assert!(
         has(
             "obmen_exchange_requests_total{",
-            &["type=\"catalog\"", "mode=\"checkauth\"", "answer=\"success\""]
+            &[
+                "type=\"catalog\"",
+                "mode=\"checkauth\"",
+                "answer=\"success\""
+            ]
         ),
         "{m}"
     );
@@ -313,11 +352,21 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     assert!(
         has(
             "obmen_api_call_errors_total{",
-            &["target=\"alerts\"", "endpoint=\"webhook\"", "outcome=\"retry\""]
+            &[
+                "target=\"alerts\"",
+                "endpoint=\"webhook\"",
+                "outcome=\"retry\""
+            ]
         ),
         "{m}"
     );
-    assert!(has("obmen_import_duration_seconds_count{", &["state=\"failed\""]), "{m}");
+    assert!(
+        has(
+            "obmen_import_duration_seconds_count{",
+            &["state=\"failed\""]
+        ),
+        "{m}"
+    );
     assert!(m.contains("obmen_orders_pending_1c 0"), "{m}");
 }
 
@@ -355,5 +404,8 @@ async fn metrics_count_exchanges_and_need_no_login() {
         .find(|l| l.starts_with("obmen_import_items_total{item=\"goods\"}"))
         .unwrap_or_else(|| panic!("{m}"));
     assert!(items.ends_with(" 2"), "{items}");
-    assert!(m.contains("obmen_import_duration_seconds_count{state=\"done\"} 1"), "{m}");
+    assert!(
+        m.contains("obmen_import_duration_seconds_count{state=\"done\"} 1"),
+        "{m}"
+    );
 }

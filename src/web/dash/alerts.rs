@@ -69,7 +69,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/alerts/check", web::post().to(check_now));
     cfg.route("/alerts/rules/{rule}", web::post().to(save_rule));
     cfg.route("/alerts/channels", web::post().to(add_channel));
-    cfg.route("/alerts/channels/{id}/delete", web::post().to(delete_channel));
+    cfg.route(
+        "/alerts/channels/{id}/delete",
+        web::post().to(delete_channel),
+    );
 }
 
 pub const PAGE: i64 = 50;
