@@ -695,10 +695,11 @@ impl AlertHandler {
                     request,
                 }
             }
+            // Without the URL: a Telegram URL carries the bot token.
             Err(e) => Try {
                 status: None,
                 outcome: OutcomeKind::Retry {
-                    error: format!("{e}"),
+                    error: format!("{}", e.without_url()),
                     after: None,
                 },
                 response: None,
@@ -1033,6 +1034,57 @@ mod tests {
         // Recorded, but no channel to deliver to.
         assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
         assert_eq!(events(c, None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn no_exchange_for_longer_than_the_threshold() {
+        let (_d, pool) = db();
+        let c = &mut pool.get().unwrap();
+        enable(c, NO_EXCHANGE, 2);
+        let hours = |h: i64| now_ms() - h * 3_600_000;
+        assert_eq!(
+            evaluate(c, Lang::En).unwrap(),
+            0,
+            "just enabled, never exchanged"
+        );
+        diesel::update(alert_rules::table.find(NO_EXCHANGE))
+            .set(alert_rules::updated_at.eq(hours(3)))
+            .execute(c)
+            .unwrap();
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 1);
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+        let seen = hours(1);
+        diesel::insert_into(exchange_sessions::table)
+            .values((
+                exchange_sessions::id.eq("s1"),
+                exchange_sessions::sessid.eq("x"),
+                exchange_sessions::exchange_type.eq("catalog"),
+                exchange_sessions::client_addr.eq("127.0.0.1"),
+                exchange_sessions::login.eq("1c"),
+                exchange_sessions::created_at.eq(seen),
+                exchange_sessions::last_seen_at.eq(seen),
+                exchange_sessions::auth_timestamp.eq(seen),
+                exchange_sessions::zip.eq(false),
+                exchange_sessions::file_limit.eq(0),
+                exchange_sessions::initialized.eq(true),
+                exchange_sessions::closed.eq(true),
+            ))
+            .execute(c)
+            .unwrap();
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0, "an exchange an hour ago");
+        let silent = hours(5);
+        diesel::update(exchange_sessions::table)
+            .set(exchange_sessions::last_seen_at.eq(silent))
+            .execute(c)
+            .unwrap();
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 1, "a new silence");
+        assert_eq!(evaluate(c, Lang::En).unwrap(), 0);
+        let ev = events(c, None, 10).unwrap();
+        assert_eq!(ev[1].fingerprint, "no_exchange:never");
+        assert_eq!(
+            ev[0].fingerprint,
+            format!("no_exchange:{}", silent / 3_600_000)
+        );
     }
 
     #[test]

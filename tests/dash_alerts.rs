@@ -300,6 +300,17 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     assert!(mail.contains("Subject: A 1C exchange failed"), "{mail}");
     assert!(mail.contains("To: ops@example.com"), "{mail}");
 
+    // The bot token is in no message and no journaled call.
+    for path in [
+        "/api/v1/outbox?target=alerts",
+        "/api/v1/calls?target=alerts",
+    ] {
+        let (status, v) = srv.api(path).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        assert!(v.to_string().contains("alert"), "{path}: {v}");
+        assert!(!v.to_string().contains("SECRET-TOKEN"), "{path}: {v}");
+    }
+
     // The page shows one firing, delivered on all three channels.
     let page = eventually(10, "three messages done", || async {
         let p = d.get("/alerts").await;
