@@ -119,7 +119,7 @@ fn metrics() -> &'static Metrics {
 
 /// A journaled 1C exchange request.
 pub fn exchange_request(typ: &str, mode: &str, answer: &str) {
-    // The answer's first word only (success, failure, progress …) keeps the labels bounded.
+    // The answer's first word only (success, failure, progress …).
     let answer: String = answer
         .split_whitespace()
         .next()
@@ -129,7 +129,26 @@ pub fn exchange_request(typ: &str, mode: &str, answer: &str) {
         .collect();
     metrics()
         .exchange_requests
-        .with_label_values(&[bounded(typ), bounded(mode), &answer])
+        .with_label_values(&[
+            known(typ, &["catalog", "sale", "get_catalog"]),
+            known(
+                mode,
+                &[
+                    "checkauth",
+                    "init",
+                    "file",
+                    "import",
+                    "query",
+                    "success",
+                    "deactivate",
+                    "complete",
+                ],
+            ),
+            known(
+                &answer,
+                &["success", "failure", "progress", "zip=yes", "zip=no"],
+            ),
+        ])
         .inc();
 }
 
@@ -168,8 +187,10 @@ pub fn api_call(target: &str, endpoint: &str, outcome: &str, duration_ms: i64) {
     }
 }
 
-fn bounded(s: &str) -> &str {
-    if s.len() <= 32 {
+/// A label from a request: one of the known values, `""` or `other` (labels must stay few even
+/// when a client sends anything).
+fn known<'a>(s: &'a str, values: &[&str]) -> &'a str {
+    if s.is_empty() || values.contains(&s) {
         s
     } else {
         "other"
