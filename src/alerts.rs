@@ -298,6 +298,26 @@ pub fn add_channel(conn: &mut Conn, kind: &str, name: &str, config: &Value) -> Q
         .get_result(conn)
 }
 
+/// Switch a channel on or off; returns it as it was.
+pub fn set_channel_enabled(
+    conn: &mut Conn,
+    id: i32,
+    enabled: bool,
+) -> QueryResult<Option<Channel>> {
+    conn.immediate_transaction(|conn| {
+        let Some(c) = channel(conn, id)? else {
+            return Ok(None);
+        };
+        diesel::update(alert_channels::table.find(id))
+            .set((
+                alert_channels::enabled.eq(enabled),
+                alert_channels::updated_at.eq(now_ms()),
+            ))
+            .execute(conn)?;
+        Ok(Some(c))
+    })
+}
+
 /// Remove a channel (and from the rules that used it); returns it as it was.
 pub fn delete_channel(conn: &mut Conn, id: i32) -> QueryResult<Option<Channel>> {
     conn.immediate_transaction(|conn| {

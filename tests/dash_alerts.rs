@@ -270,6 +270,22 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
     })
     .await;
 
+    // An admin switches a channel off and on again.
+    created(&d, "/alerts/channels/3/enabled", &[]).await;
+    let page = d.get("/alerts").await;
+    assert!(
+        page.body.contains("<tr id=\"channel-3\" class=\"muted\">"),
+        "{}",
+        page.body
+    );
+    created(&d, "/alerts/channels/3/enabled", &[("enabled", "on")]).await;
+    let page = d.get("/alerts").await;
+    assert!(
+        page.body.contains("<tr id=\"channel-3\" class=\"\">"),
+        "{}",
+        page.body
+    );
+
     // A second check does not resend.
     created(&d, "/alerts/check", &[]).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;

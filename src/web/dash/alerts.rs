@@ -40,6 +40,9 @@ pub const TEXT: Table = &[
     ("al_add_channel", "Добавить канал", "Add a channel"),
     ("al_added", "Канал добавлен.", "Channel added."),
     ("al_delete", "Удалить", "Delete"),
+    ("al_disable", "Выключить", "Disable"),
+    ("al_enable", "Включить", "Enable"),
+    ("al_off", "выключен", "disabled"),
     ("al_deleted", "Канал удалён.", "Channel deleted."),
     ("al_delete_confirm", "Удалить этот канал?", "Delete this channel?"),
     ("al_url", "Адрес (webhook)", "URL (webhook)"),
@@ -72,6 +75,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/alerts/channels/{id}/delete",
         web::post().to(delete_channel),
+    );
+    cfg.route(
+        "/alerts/channels/{id}/enabled",
+        web::post().to(enable_channel),
     );
 }
 
@@ -340,6 +347,38 @@ async fn delete_channel(
             )
             .await;
             super::redirect_flash("/alerts", ctx.t("al_deleted"))
+        }
+        Ok(None) => super::redirect_flash("/alerts", ctx.t("not_found")),
+        Err(e) => super::db_error(ctx, e),
+    }
+}
+
+async fn enable_channel(
+    req: HttpRequest,
+    path: web::Path<i32>,
+    form: web::Form<Vec<(String, String)>>,
+    ex: web::Data<Arc<Exchange>>,
+) -> HttpResponse {
+    let ctx = match super::guard_post(&req, &ex, Role::Admin, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let id = path.into_inner();
+    let on = matches!(field(&form, "enabled"), Some("on" | "1" | "true"));
+    let res = super::db(&ex, move |c| Ok(alerts::set_channel_enabled(c, id, on)?)).await;
+    match res {
+        Ok(Some(ch)) => {
+            super::audit(
+                &ex,
+                &req,
+                &ctx,
+                "alert_channel_enabled",
+                Some(id.to_string()),
+                Some(format!("{{\"enabled\":{}}}", ch.enabled)),
+                Some(format!("{{\"enabled\":{on}}}")),
+            )
+            .await;
+            super::redirect_flash("/alerts", ctx.t("al_saved"))
         }
         Ok(None) => super::redirect_flash("/alerts", ctx.t("not_found")),
         Err(e) => super::db_error(ctx, e),
