@@ -3,6 +3,7 @@
 //! `exchange` speaks the 1C protocol, `cml` reads CommerceML as a stream, `catalog` applies it to
 //! the `store` with change detection, `web` serves the API. See ARCHITECTURE in the README.
 
+pub mod alerts;
 pub mod catalog;
 pub mod cml;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod emulator;
 pub mod exchange;
 pub mod gen;
 pub mod i18n;
+pub mod metrics;
 pub mod orders;
 pub mod relay;
 pub mod server;

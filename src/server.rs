@@ -47,6 +47,7 @@ pub fn build_services(ex: &Arc<Exchange>) -> anyhow::Result<Arc<Services>> {
     let (carriers, extra) = build_carriers(&ex.cfg, &ex.pool);
     handlers.extend(carriers.handlers(ex.cfg.clone(), ex.pool.clone()));
     handlers.extend(extra);
+    handlers.extend(crate::alerts::handlers(&ex.pool));
     let relay = Relay::new(ex.pool.clone(), relay_policy(&ex.cfg), handlers);
     Ok(Arc::new(Services {
         relay,
@@ -192,6 +193,24 @@ pub async fn start_services(
 ) -> anyhow::Result<()> {
     svc.relay.spawn();
     start_carriers(ex.clone(), svc.clone(), sched).await?;
+    // Alerts: every rule checked each minute; firings go out through the outbox.
+    let (ex4, relay) = (ex.clone(), svc.relay.clone());
+    on_schedule(
+        sched,
+        "0 * * * * *",
+        move || {
+            let (ex, relay) = (ex4.clone(), relay.clone());
+            async move {
+                let n = check_alerts(&ex).await?;
+                if n > 0 {
+                    relay.wake();
+                }
+                Ok(())
+            }
+        },
+        "alerts: scheduled check failed",
+    )
+    .await?;
     if let Some(ozon) = svc.ozon.clone() {
         let mut imported = ex.jobs.subscribe();
         let relay = svc.relay.clone();
@@ -296,6 +315,17 @@ pub async fn start_services(
         });
     }
     Ok(())
+}
+
+/// Check the alert rules once (off the async workers); returns the outbox messages queued.
+pub async fn check_alerts(ex: &Arc<Exchange>) -> anyhow::Result<usize> {
+    let (pool, lang) = (ex.pool.clone(), ex.cfg.lang);
+    let n = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+        let mut c = pool.get()?;
+        Ok(crate::alerts::evaluate(&mut c, lang)?)
+    })
+    .await??;
+    Ok(n)
 }
 
 /// Run `f` on a cron schedule (with seconds), logging its failure as `what`.

@@ -189,6 +189,11 @@ fn record(ex: &Exchange, j: &Journal, a: &Answer) {
     if let Err(e) = res {
         tracing::error!(error = %e, "cannot journal an exchange request");
     }
+    crate::metrics::exchange_request(
+        j.typ.as_deref().unwrap_or(""),
+        j.mode.as_deref().unwrap_or(""),
+        &first,
+    );
     tracing::info!(
         client = %j.client,
         r#type = j.typ.as_deref().unwrap_or(""),

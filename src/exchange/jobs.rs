@@ -337,6 +337,18 @@ impl JobRunner {
             }
             Err(e) => ("failed", ImportStats::default(), Some(e.to_string()), None),
         };
+        crate::metrics::import_finished(
+            state,
+            if state == "done" {
+                stats.bytes.max(stats.bytes_done)
+            } else {
+                stats.bytes_done
+            },
+            stats.goods,
+            stats.offers,
+            stats.documents,
+            started.elapsed().as_secs_f64(),
+        );
         tracing::info!(
             job = id,
             file = %path.display(),

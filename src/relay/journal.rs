@@ -38,6 +38,7 @@ pub struct Call {
 }
 
 pub fn record_call(conn: &mut Conn, c: &Call) -> QueryResult<i64> {
+    crate::metrics::api_call(&c.target, &c.endpoint, &c.outcome, c.duration_ms);
     let id: i32 = diesel::insert_into(api_calls::table)
         .values((
             api_calls::target.eq(&c.target),

@@ -596,3 +596,44 @@ diesel::table! {
 
 diesel::joinable!(web_sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, web_sessions, audit_log);
+
+// --- alerts (migrations/sqlite/2026-11-29-000060_alerts) ---------------------------------------
+
+diesel::table! {
+    alert_rules (rule) {
+        rule -> Text,
+        enabled -> Bool,
+        threshold -> BigInt,
+        channels -> Text,
+        active -> Bool,
+        episode -> Integer,
+        cursor -> BigInt,
+        last_checked_at -> Nullable<BigInt>,
+        last_fired_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_channels (id) {
+        id -> Integer,
+        kind -> Text,
+        name -> Text,
+        config -> Text,
+        enabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    alert_events (id) {
+        id -> Integer,
+        rule -> Text,
+        fingerprint -> Text,
+        at -> BigInt,
+        title -> Text,
+        text -> Text,
+        message_ids -> Text,
+    }
+}

@@ -38,6 +38,7 @@ pub fn configure(
     }
     cfg.route("/healthz", web::get().to(healthz));
     cfg.route("/readyz", web::get().to(readyz));
+    cfg.route("/metrics", web::get().to(metrics));
     dash::configure(cfg);
     cfg.route("/ozon/push", web::post().to(ozon_push::push));
     cfg.route("/cdek/webhook", web::post().to(carrier_hooks::cdek));
@@ -130,4 +131,26 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok")
+}
+
+/// Prometheus metrics (text format). Not authenticated: it carries counts only, no data; keep
+/// it off the public network (bind obmen privately or filter `/metrics` at the proxy).
+async fn metrics(ex: web::Data<Arc<Exchange>>) -> HttpResponse {
+    let pool = ex.pool.clone();
+    let res = web::block(move || -> Result<String, String> {
+        let mut c = pool.get().map_err(|e| e.to_string())?;
+        crate::metrics::render(&mut c).map_err(|e| e.to_string())
+    })
+    .await;
+    match res {
+        Ok(Ok(body)) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(body),
+        Ok(Err(e)) => HttpResponse::InternalServerError()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("metrics: {e}")),
+        Err(e) => HttpResponse::InternalServerError()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("metrics: {e}")),
+    }
 }

@@ -5,6 +5,7 @@
 //! [`guard`] (a page) or [`guard_post`] (a form), which answer for it when the visitor may not.
 
 pub mod audit_log;
+pub mod alerts;
 pub mod auth;
 pub mod catalog;
 pub mod exchanges;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     messages::configure(cfg);
     audit_log::configure(cfg);
     settings::configure(cfg);
+    alerts::configure(cfg);
 }
 
 /// What every page's frame needs: language, the signed-in user, the CSRF token for its forms.

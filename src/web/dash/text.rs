@@ -63,6 +63,7 @@ fn tables() -> &'static [Table] {
         super::messages::TEXT,
         super::audit_log::TEXT,
         super::settings::TEXT,
+        super::alerts::TEXT,
     ]
 }
 
