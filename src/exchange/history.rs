@@ -539,8 +539,10 @@ mod tests {
     #[test]
     fn old_upload_folders_go_the_newest_and_busy_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = crate::config::Config::default();
-        cfg.data_dir = dir.path().to_path_buf();
+        let mut cfg = crate::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
         cfg.exchange.password = Some("x".into());
         let (ex, _) = crate::server::build(cfg).unwrap();
         let mut c = ex.pool.get().unwrap();

@@ -4,16 +4,16 @@
 //! Each page module exposes its routes through [`configure`]; every handler starts with
 //! [`guard`] (a page) or [`guard_post`] (a form), which answer for it when the visitor may not.
 
-pub mod audit_log;
 pub mod alerts;
+pub mod audit_log;
 pub mod auth;
 pub mod catalog;
 pub mod exchanges;
 pub mod home;
 pub mod mapping;
+pub mod messages;
 pub mod orders;
 pub mod reports;
-pub mod messages;
 pub mod settings;
 pub mod text;
 
