@@ -436,3 +436,68 @@ async fn metrics_count_exchanges_and_need_no_login() {
         "{m}"
     );
 }
+
+/// The "done when": the Ozon simulator is made to fail, messages go dead, and the
+/// administrator gets an alert (once) through the webhook channel; re-armed after a retry fixes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_simulator_alerts_through_the_messages_dead_rule() {
+    let (hook_url, hook) = http_receiver(0).await;
+    let sim = common::Sim::start(&[]);
+    sim.control("/sim/faults", serde_json::json!({"rate_500": 1.0}))
+        .await;
+    let mut env = sim.obmen_env();
+    env.push(("OBMEN_RELAY_MAX_ATTEMPTS", "1".into()));
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let srv = Server::start_with(&e);
+    add_user(srv.data.path(), "root", "admin", "password1");
+    let d = Dash::login(&srv.base, "root", "password1").await.unwrap();
+    created(
+        &d,
+        "/alerts/channels",
+        &[
+            ("kind", "webhook"),
+            ("name", "hook"),
+            ("url", &format!("{hook_url}/hook")),
+        ],
+    )
+    .await;
+    created(
+        &d,
+        "/alerts/rules/messages_dead",
+        &[("enabled", "on"), ("threshold", "1"), ("channel", "1")],
+    )
+    .await;
+    created(&d, "/alerts/check", &[]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count_of(&hook), 0, "nothing is dead yet");
+
+    let ids = ["d1", "d2"];
+    let import = import_xml(&ids, None);
+    let offers = common::offers_xml(&ids);
+    let r = srv
+        .upload_and_import(
+            &[
+                ("import.xml", import.as_bytes()),
+                ("offers.xml", offers.as_bytes()),
+            ],
+            &["import.xml", "offers.xml"],
+        )
+        .await;
+    assert_eq!(r.first(), "success");
+    eventually(60, "dead Ozon messages", || async {
+        let (_, v) = srv.api("/api/v1/outbox?state=dead&target=ozon").await;
+        (!v["messages"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    created(&d, "/alerts/check", &[]).await;
+    eventually(30, "the alert at the webhook", || async {
+        (count_of(&hook) == 1).then_some(())
+    })
+    .await;
+    let (_, body) = hook.lock().unwrap()[0].clone();
+    assert!(body.contains("messages_dead"), "{body}");
+    // A second check: the same incident, no second alert.
+    created(&d, "/alerts/check", &[]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count_of(&hook), 1);
+}

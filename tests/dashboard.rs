@@ -32,7 +32,19 @@ async fn newest_session(srv: &Server) -> String {
 async fn pages_need_a_signed_in_user_and_forms_need_their_token() {
     let srv = server();
     let anon = common::no_redirect_client();
-    for path in ["/", "/exchanges", "/exchanges/abc", "/messages", "/orders", "/catalog", "/reports", "/alerts", "/settings", "/audit", "/mappings"] {
+    for path in [
+        "/",
+        "/exchanges",
+        "/exchanges/abc",
+        "/messages",
+        "/orders",
+        "/catalog",
+        "/reports",
+        "/alerts",
+        "/settings",
+        "/audit",
+        "/mappings",
+    ] {
         let r = anon
             .get(format!("{}{path}", srv.base))
             .send()
