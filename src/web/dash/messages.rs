@@ -20,6 +20,7 @@ use crate::users::Role;
 
 pub const TEXT: Table = &[
     ("msg_title", "Исходящие сообщения", "Outgoing messages"),
+    ("msg_one", "Сообщение", "Message"),
     ("msg_id", "№", "No."),
     ("msg_created", "Создано", "Created"),
     ("msg_kind", "Вид", "Kind"),
