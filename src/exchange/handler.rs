@@ -180,6 +180,25 @@ fn record(ex: &Exchange, j: &Journal, a: &Answer) {
             let _ = diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(sid)))
                 .set(exchange_sessions::last_seen_at.eq(now_ms()))
                 .execute(&mut c);
+            // The session's file names, for the history's search (once per name).
+            if let (Some(name), Some("file" | "import")) = (&j.filename, j.mode.as_deref()) {
+                let files: Option<String> = exchange_sessions::table
+                    .find(sid)
+                    .select(exchange_sessions::files)
+                    .first(&mut c)
+                    .optional()
+                    .unwrap_or(None);
+                if let Some(files) = files.filter(|f| !f.lines().any(|l| l == name)) {
+                    let joined = if files.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{files}\n{name}")
+                    };
+                    let _ = diesel::update(exchange_sessions::table.find(sid))
+                        .set(exchange_sessions::files.eq(joined))
+                        .execute(&mut c);
+                }
+            }
         }
         diesel::insert_into(exchange_requests::table)
             .values(row)

@@ -125,11 +125,6 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let pat = like(text);
-        let file = exists(
-            exchange_requests::table
-                .filter(exchange_requests::session_id.eq(s::id.nullable()))
-                .filter(exchange_requests::filename.like(pat.clone()).escape('\\')),
-        );
         q = q.filter(
             s::id
                 .like(pat.clone())
@@ -140,7 +135,7 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
                     .like(pat.clone())
                     .escape('\\')
                     .assume_not_null())
-                .or(file),
+                .or(s::files.like(pat).escape('\\')),
         );
     }
     if let Some((at, id)) = &f.before {
@@ -455,6 +450,11 @@ pub fn replay(ex: &Exchange, session_id: &str, by: &str) -> Result<String, Repla
                 exchange_sessions::file_limit.eq(src.file_limit),
                 exchange_sessions::initialized.eq(true),
                 exchange_sessions::closed.eq(true),
+                exchange_sessions::files.eq(xml_files_in(&to)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect::<Vec<_>>()
+                    .join("\n")),
             ))
             .execute(&mut c)
             .map_err(StoreError::from)?;

@@ -376,6 +376,15 @@ pub fn get(conn: &mut Conn, id: i32) -> QueryResult<Option<MessageRow>> {
     outbox::table.find(id).first(conn).optional()
 }
 
+/// The targets that have messages (an index walk, not a count).
+pub fn targets(conn: &mut Conn) -> QueryResult<Vec<String>> {
+    outbox::table
+        .select(outbox::target)
+        .distinct()
+        .order(outbox::target)
+        .load(conn)
+}
+
 /// Counts per (target, state).
 pub fn counts(conn: &mut Conn) -> QueryResult<Vec<(String, String, i64)>> {
     use diesel::dsl::count_star;

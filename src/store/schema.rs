@@ -25,6 +25,8 @@ diesel::table! {
         file_limit -> BigInt,
         initialized -> Bool,
         closed -> Bool,
+        /// Names of the files sent and imported in the session, one per line (for the search).
+        files -> Text,
     }
 }
 

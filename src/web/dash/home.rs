@@ -68,6 +68,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home));
 }
 
+/// Outbox counts per (target, state), computed at most once a second: the home page refreshes
+/// itself every few seconds in every open browser, and counting a large outbox walks its index.
+fn cached_counts(c: &mut crate::store::Conn) -> Result<Vec<(String, String, i64)>, crate::store::StoreError> {
+    type Cache = std::sync::Mutex<Option<(std::time::Instant, Vec<(String, String, i64)>)>>;
+    static CACHE: Cache = std::sync::Mutex::new(None);
+    if let Ok(g) = CACHE.lock() {
+        if let Some((at, v)) = g.as_ref() {
+            if at.elapsed() < std::time::Duration::from_secs(1) {
+                return Ok(v.clone());
+            }
+        }
+    }
+    let v = crate::relay::store::counts(c)?;
+    if let Ok(mut g) = CACHE.lock() {
+        *g = Some((std::time::Instant::now(), v.clone()));
+    }
+    Ok(v)
+}
+
 async fn home(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpResponse {
     let mut ctx = match super::guard(&req, &ex, Role::Viewer, "home").await {
         Ok(c) => c,
@@ -75,7 +94,7 @@ async fn home(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpResponse {
     };
     ctx.live = true;
     let res = super::db(&ex, |c| {
-        let counts = crate::relay::store::counts(c)?;
+        let counts = cached_counts(c)?;
         let recent = history::page(c, &history::Filter::default(), 10)?;
         let pending: i64 = orders::table
             .filter(orders::exported_version.lt(orders::version))

@@ -308,8 +308,7 @@ async fn list(
     ctx.live = first;
     let res = super::db(&ex, move |c| {
         let rows = ostore::list(c, &f)?;
-        let mut targets: Vec<String> = ostore::counts(c)?.into_iter().map(|r| r.0).collect();
-        targets.dedup();
+        let targets = ostore::targets(c)?;
         Ok((rows, targets))
     })
     .await;

@@ -1,0 +1,2 @@
+DROP INDEX exchange_requests_answer;
+ALTER TABLE exchange_sessions DROP COLUMN files;
