@@ -70,7 +70,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Outbox counts per (target, state), computed at most once a second: the home page refreshes
 /// itself every few seconds in every open browser, and counting a large outbox walks its index.
-fn cached_counts(c: &mut crate::store::Conn) -> Result<Vec<(String, String, i64)>, crate::store::StoreError> {
+fn cached_counts(
+    c: &mut crate::store::Conn,
+) -> Result<Vec<(String, String, i64)>, crate::store::StoreError> {
     type Cache = std::sync::Mutex<Option<(std::time::Instant, Vec<(String, String, i64)>)>>;
     static CACHE: Cache = std::sync::Mutex::new(None);
     if let Ok(g) = CACHE.lock() {
