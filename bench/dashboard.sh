@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dashboard pages under load: 1 000 000 journal requests (40 000 1C sessions), 100 000 orders with
-# 300 000 timeline events, 200 000 outbox messages; wrk with 8 connections for DURATION seconds
+# 300 000 timeline events, 200 000 outbox messages; wrk with CONNECTIONS (default 4) connections for DURATION seconds
 # per page; prints p50/p99 per page. Needs wrk (Debian package `wrk`).
 #   bench/dashboard.sh            # REQUESTS=1000000 ORDERS=100000 MESSAGES=200000 DURATION=15
 set -euo pipefail
@@ -46,7 +46,7 @@ printf '| page | requests/s | p50 ms | p99 ms |\n|---|---:|---:|---:|\n'
 for p in "${PAGES[@]}"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: obmen_session=$SESSION" "$BASE$p")
   if [ "$code" != "200" ]; then printf '| `%s` | HTTP %s | | |\n' "$p" "$code"; continue; fi
-  out=$(wrk -t2 -c8 -d${DURATION}s --latency -H "Cookie: obmen_session=$SESSION" "$BASE$p" 2>&1)
+  out=$(wrk -t2 -c${CONNECTIONS:-4} -d${DURATION}s --latency -H "Cookie: obmen_session=$SESSION" "$BASE$p" 2>&1)
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')

@@ -101,15 +101,17 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
             .filter(import_jobs::session_id.eq(s::id))
             .filter(import_jobs::state.eq_any(["queued", "running"])),
     );
-    // UT 11 opens a session with a lone checkauth before the real one: not an exchange.
-    let worked = exists(
+    // UT 11 opens a session with a lone checkauth before the real one: not an exchange. (A
+    // session that sent files worked: checked first, it spares the lookup.)
+    let worked = s::files.ne("").or(exists(
         exchange_requests::table
             .filter(exchange_requests::session_id.eq(s::id.nullable()))
             .filter(exchange_requests::mode.ne("checkauth")),
-    );
-    let mut q = exchange_sessions::table
-        .filter(worked.or(failed_request))
-        .into_boxed();
+    ));
+    let mut q = exchange_sessions::table.into_boxed();
+    if f.outcome.as_deref() != Some("bad") {
+        q = q.filter(worked.or(failed_request));
+    }
     if let Some(k) = f.kind.as_deref().filter(|k| !k.is_empty()) {
         q = q.filter(s::exchange_type.eq(k.to_string()));
     }
