@@ -180,6 +180,11 @@ fn record(ex: &Exchange, j: &Journal, a: &Answer) {
             let _ = diesel::update(exchange_sessions::table.filter(exchange_sessions::id.eq(sid)))
                 .set(exchange_sessions::last_seen_at.eq(now_ms()))
                 .execute(&mut c);
+            if first == "failure" {
+                let _ = diesel::update(exchange_sessions::table.find(sid))
+                    .set(exchange_sessions::failed.eq(true))
+                    .execute(&mut c);
+            }
             // The session's file names, for the history's search (once per name).
             if let (Some(name), Some("file" | "import")) = (&j.filename, j.mode.as_deref()) {
                 let files: Option<String> = exchange_sessions::table

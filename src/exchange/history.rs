@@ -86,16 +86,7 @@ fn like(q: &str) -> String {
 /// One page of sessions, newest first.
 pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>> {
     use exchange_sessions::dsl as s;
-    let failed_request = exists(
-        exchange_requests::table
-            .filter(exchange_requests::session_id.eq(s::id.nullable()))
-            .filter(exchange_requests::answer.eq("failure")),
-    );
-    let failed_job = exists(
-        import_jobs::table
-            .filter(import_jobs::session_id.eq(s::id))
-            .filter(import_jobs::state.eq("failed")),
-    );
+    // `failed` is set when 1C is answered `failure` or an import fails (indexed with the time).
     let pending_job = exists(
         import_jobs::table
             .filter(import_jobs::session_id.eq(s::id))
@@ -110,19 +101,15 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
     ));
     let mut q = exchange_sessions::table.into_boxed();
     if f.outcome.as_deref() != Some("bad") {
-        q = q.filter(worked.or(failed_request));
+        q = q.filter(s::failed.or(worked));
     }
     if let Some(k) = f.kind.as_deref().filter(|k| !k.is_empty()) {
         q = q.filter(s::exchange_type.eq(k.to_string()));
     }
     match f.outcome.as_deref() {
-        Some("bad") => q = q.filter(failed_request.or(failed_job)),
-        Some("warn") => {
-            q = q
-                .filter(not(failed_request.or(failed_job)))
-                .filter(pending_job)
-        }
-        Some("ok") => q = q.filter(not(failed_request.or(failed_job).or(pending_job))),
+        Some("bad") => q = q.filter(s::failed.eq(true)),
+        Some("warn") => q = q.filter(s::failed.eq(false)).filter(pending_job),
+        Some("ok") => q = q.filter(s::failed.eq(false)).filter(not(pending_job)),
         _ => {}
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {

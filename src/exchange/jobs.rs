@@ -388,8 +388,16 @@ impl JobRunner {
                         j::error_line.eq(pos.map(|p| p.0 as i64)),
                         j::error_column.eq(pos.map(|p| p.1 as i64)),
                     ))
-                    .execute(&mut conn)
-                    .map_err(StoreError::from)
+                    .execute(&mut conn)?;
+                if state == "failed" {
+                    use crate::store::schema::exchange_sessions as s;
+                    diesel::update(s::table.filter(
+                        s::id.eq_any(j::import_jobs.filter(j::id.eq(id)).select(j::session_id)),
+                    ))
+                    .set(s::failed.eq(true))
+                    .execute(&mut conn)?;
+                }
+                Ok::<_, StoreError>(())
             });
         if let Err(e) = saved {
             tracing::error!(job = id, error = %e, "cannot record the import result");

@@ -27,6 +27,8 @@ diesel::table! {
         closed -> Bool,
         /// Names of the files sent and imported in the session, one per line (for the search).
         files -> Text,
+        /// A failure answer or a failed import happened in the session.
+        failed -> Bool,
     }
 }
 

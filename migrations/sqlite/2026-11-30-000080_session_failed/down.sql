@@ -1,0 +1,2 @@
+DROP INDEX exchange_sessions_failed;
+ALTER TABLE exchange_sessions DROP COLUMN failed;
