@@ -30,10 +30,11 @@ fn main() {
         "BEGIN;
         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {sessions})
         INSERT INTO exchange_sessions (id, sessid, exchange_type, client_addr, user_agent, login,
-            created_at, last_seen_at, auth_timestamp, zip, file_limit, initialized, closed)
+            created_at, last_seen_at, auth_timestamp, zip, file_limit, initialized, closed, files, failed)
         SELECT printf('s%031d', i), printf('x%031d', i), CASE WHEN i % 10 = 0 THEN 'sale' ELSE 'catalog' END,
             '10.0.' || (i % 200) || '.' || (i % 250), '1C+Enterprise/8.3', '1c',
-            {start} + i * 60000, {start} + i * 60000 + 5000, ({start} + i * 60000) / 1000, 1, 104857600, 1, 1
+            {start} + i * 60000, {start} + i * 60000 + 5000, ({start} + i * 60000) / 1000, 1, 104857600, 1, 1,
+            'import0.xml' || char(10) || 'import1.xml', (i - 1) % 97 = 0
         FROM n;
         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {requests} - 1)
         INSERT INTO exchange_requests (session_id, at, client_addr, method, exchange_type, mode,
