@@ -393,3 +393,29 @@ async fn an_admin_corrects_an_ozon_offer_id_and_the_new_one_gets_the_stock() {
         .body
         .contains("value=\"OZ-1\""));
 }
+
+#[tokio::test]
+async fn a_session_with_thousands_of_files_keeps_only_the_first_names_for_the_search() {
+    let srv = server();
+    let cookie = srv.login("catalog").await;
+    srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    // UT 11 without zip sends every image on its own: the names kept for the search stop at
+    // 8 KiB, so a big exchange does not rewrite a growing list on every request.
+    for i in 0..400 {
+        let name = format!("import_files/ab/{i:04}-0123456789abcdef0123456789abcdef.jpg");
+        let r = srv
+            .post(
+                &format!("type=catalog&mode=file&filename={name}"),
+                b"jpg".to_vec(),
+                Some(&cookie),
+            )
+            .await;
+        assert_eq!(r.first(), "success");
+    }
+    let admin = Dash::login(&srv.base, "admin", ADMIN_PW).await.unwrap();
+    let sid = newest_session(&srv).await;
+    let first = admin.get("/exchanges?q=0000-0123456789abcdef").await.body;
+    assert!(first.contains(&sid), "the first names are searchable");
+    let last = admin.get("/exchanges?q=0399-0123456789abcdef").await.body;
+    assert!(!last.contains(&sid), "names past 8 KiB are not kept");
+}

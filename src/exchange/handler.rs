@@ -143,6 +143,9 @@ fn respond(a: &Answer) -> HttpResponse {
     b.body(encode_text(&body))
 }
 
+/// How much of a session's file names is kept on the session for the history's search.
+pub const FILES_KEPT_BYTES: usize = 8 * 1024;
+
 /// Facts about a request for the journal.
 struct Journal {
     started: Instant,
@@ -185,7 +188,8 @@ fn record(ex: &Exchange, j: &Journal, a: &Answer) {
                     .set(exchange_sessions::failed.eq(true))
                     .execute(&mut c);
             }
-            // The session's file names, for the history's search (once per name).
+            // The session's file names, for the history's search (once per name; the first
+            // FILES_KEPT_BYTES of them: UT 11 sends each of thousands of images on its own).
             if let (Some(name), Some("file" | "import")) = (&j.filename, j.mode.as_deref()) {
                 let files: Option<String> = exchange_sessions::table
                     .find(sid)
@@ -193,7 +197,10 @@ fn record(ex: &Exchange, j: &Journal, a: &Answer) {
                     .first(&mut c)
                     .optional()
                     .unwrap_or(None);
-                if let Some(files) = files.filter(|f| !f.lines().any(|l| l == name)) {
+                if let Some(files) = files
+                    .filter(|f| f.len() + name.len() < FILES_KEPT_BYTES)
+                    .filter(|f| !f.lines().any(|l| l == name))
+                {
                     let joined = if files.is_empty() {
                         name.clone()
                     } else {
