@@ -77,15 +77,12 @@ fn encode_text(body: &str) -> Vec<u8> {
     bytes.into_owned()
 }
 
-/// Stream a file body (64 KiB reads on the blocking pool) with its length.
-fn respond_file(f: &FileBody) -> Option<HttpResponse> {
-    let file = std::fs::File::open(&f.path).ok()?;
-    let len = file.metadata().ok()?.len();
-    if f.delete {
-        // The open handle keeps the data readable (unix); nothing is left behind.
-        let _ = std::fs::remove_file(&f.path);
-    }
-    let stream = futures_util::stream::unfold(Some(file), |state| async move {
+/// An open file as a response body: 64 KiB reads on the blocking pool, never the whole file in
+/// memory.
+pub(crate) fn file_stream(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(Some(file), |state| async move {
         let mut file = state?;
         let res = web::block(move || {
             use std::io::Read;
@@ -101,7 +98,18 @@ fn respond_file(f: &FileBody) -> Option<HttpResponse> {
             Ok(Err(e)) => Some((Err(e), None)),
             Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
-    });
+    })
+}
+
+/// Stream a file body with its length.
+fn respond_file(f: &FileBody) -> Option<HttpResponse> {
+    let file = std::fs::File::open(&f.path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if f.delete {
+        // The open handle keeps the data readable (unix); nothing is left behind.
+        let _ = std::fs::remove_file(&f.path);
+    }
+    let stream = file_stream(file);
     Some(
         HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, f.content_type))

@@ -242,8 +242,9 @@ async fn download(
         return super::message(ctx.clone(), StatusCode::NOT_FOUND, t, &rel);
     };
     let name = rel.rsplit('/').next().unwrap_or("file").to_string();
-    match actix_files_free::open(&p).await {
-        Ok((len, body)) => {
+    let opened = std::fs::File::open(&p).and_then(|f| Ok((f.metadata()?.len(), f)));
+    match opened {
+        Ok((len, file)) => {
             super::audit(
                 &ex,
                 &req,
@@ -274,7 +275,10 @@ async fn download(
                         super::url_encode(&name)
                     ),
                 ))
-                .body(actix_web::body::SizedStream::new(len, body))
+                .body(actix_web::body::SizedStream::new(
+                    len,
+                    Box::pin(crate::exchange::handler::file_stream(file)),
+                ))
         }
         Err(e) => super::message(
             ctx.clone(),
@@ -282,40 +286,6 @@ async fn download(
             "I/O",
             &e.to_string(),
         ),
-    }
-}
-
-/// Streaming a file from disk without holding it in memory.
-mod actix_files_free {
-    use std::path::Path;
-    use std::pin::Pin;
-
-    use actix_web::web::Bytes;
-    use futures_util::Stream;
-
-    pub type Body = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>>>>;
-
-    pub async fn open(p: &Path) -> std::io::Result<(u64, Body)> {
-        let file = std::fs::File::open(p)?;
-        let len = file.metadata()?.len();
-        let stream = futures_util::stream::unfold(Some(file), |state| async move {
-            let mut file = state?;
-            let res = actix_web::web::block(move || {
-                use std::io::Read;
-                let mut buf = vec![0u8; 64 * 1024];
-                let n = file.read(&mut buf)?;
-                buf.truncate(n);
-                Ok::<_, std::io::Error>((buf, file))
-            })
-            .await;
-            match res {
-                Ok(Ok((buf, _))) if buf.is_empty() => None,
-                Ok(Ok((buf, file))) => Some((Ok(Bytes::from(buf)), Some(file))),
-                Ok(Err(e)) => Some((Err(e), None)),
-                Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
-            }
-        });
-        Ok((len, Box::pin(stream)))
     }
 }
 
