@@ -698,7 +698,7 @@ impl AlertHandler {
             Ok(channel(&mut c, id as i32)?)
         })
         .await
-        .map_err(|e| StoreError::Migration(format!("blocking task failed: {e}")))?
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     async fn post_json(&self, url: &str, body: &Value, endpoint: &'static str) -> Try {

@@ -238,7 +238,7 @@ pub fn render(conn: &mut Conn) -> Result<String, crate::store::StoreError> {
     let mut buf = Vec::new();
     TextEncoder::new()
         .encode(&m.registry.gather(), &mut buf)
-        .map_err(|e| crate::store::StoreError::Migration(format!("metrics: {e}")))?;
+        .map_err(|e| crate::store::StoreError::Task(format!("metrics: {e}")))?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 

@@ -72,17 +72,6 @@ pub fn cursor(s: &SessionRow) -> String {
     format!("{}:{}", s.created_at, s.id)
 }
 
-fn like(q: &str) -> String {
-    let esc: String = q
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("%{esc}%")
-}
-
 /// One page of sessions, newest first.
 pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>> {
     use exchange_sessions::dsl as s;
@@ -113,7 +102,7 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
         _ => {}
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pat = like(text);
+        let pat = crate::store::like_contains(text);
         q = q.filter(
             s::id
                 .like(pat.clone())
@@ -145,9 +134,11 @@ pub fn page(conn: &mut Conn, f: &Filter, limit: i64) -> StoreResult<Vec<Summary>
 /// Counts and outcome of these sessions (a few grouped queries, not one per session).
 pub fn summarize(conn: &mut Conn, sessions: Vec<SessionRow>) -> StoreResult<Vec<Summary>> {
     let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+    // exchange_requests.session_id is nullable.
+    let req_ids: Vec<Option<&str>> = ids.iter().map(|i| Some(i.as_str())).collect();
     let mut reqs: HashMap<String, (i64, Option<i64>)> = HashMap::new();
     for (sid, n, last) in exchange_requests::table
-        .filter(exchange_requests::session_id.eq_any(ids.iter().map(|i| Some(i.clone()))))
+        .filter(exchange_requests::session_id.eq_any(&req_ids))
         .group_by(exchange_requests::session_id)
         .select((
             exchange_requests::session_id,
@@ -160,7 +151,7 @@ pub fn summarize(conn: &mut Conn, sessions: Vec<SessionRow>) -> StoreResult<Vec<
     }
     let mut files: HashMap<String, (Vec<String>, i64)> = HashMap::new();
     for (sid, name, bytes) in exchange_requests::table
-        .filter(exchange_requests::session_id.eq_any(ids.iter().map(|i| Some(i.clone()))))
+        .filter(exchange_requests::session_id.eq_any(&req_ids))
         .filter(exchange_requests::mode.eq("file"))
         .group_by((exchange_requests::session_id, exchange_requests::filename))
         .select((
@@ -178,7 +169,7 @@ pub fn summarize(conn: &mut Conn, sessions: Vec<SessionRow>) -> StoreResult<Vec<
     }
     let mut failures: HashMap<String, String> = HashMap::new();
     for (sid, mode, detail) in exchange_requests::table
-        .filter(exchange_requests::session_id.eq_any(ids.iter().map(|i| Some(i.clone()))))
+        .filter(exchange_requests::session_id.eq_any(&req_ids))
         .filter(exchange_requests::answer.eq("failure"))
         .order(exchange_requests::id)
         .select((

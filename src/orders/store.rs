@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::model::*;
 use super::OrderError;
 use crate::store::schema::{offers, order_events, order_exports, order_lines, orders};
-use crate::store::{now_ms, Conn};
+use crate::store::{like_contains, now_ms, Conn};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = orders)]
@@ -468,19 +468,6 @@ pub struct PageFilter {
     pub before: Option<i32>,
 }
 
-/// `s` as a LIKE pattern matching it anywhere (with `\` as the escape character).
-pub fn like_pattern(s: &str) -> String {
-    let mut p = String::from("%");
-    for ch in s.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
-}
-
 /// LIKE patterns for `s` in four cases (as typed, lower, upper, capitalised): SQLite's LIKE
 /// ignores case only for ASCII, and names from 1C are mostly Cyrillic.
 pub fn like_patterns(s: &str) -> [String; 4] {
@@ -491,10 +478,10 @@ pub fn like_patterns(s: &str) -> [String; 4] {
         None => String::new(),
     };
     [
-        like_pattern(s),
-        like_pattern(&lower),
-        like_pattern(&s.to_uppercase()),
-        like_pattern(&capital),
+        like_contains(s),
+        like_contains(&lower),
+        like_contains(&s.to_uppercase()),
+        like_contains(&capital),
     ]
 }
 

@@ -120,10 +120,8 @@ pub fn calls_mentioning(
         >,
     > = None;
     for n in needles {
-        let pattern = format!(
-            "%{}%",
-            like_escape(&serde_json::Value::String(n.clone()).to_string())
-        );
+        let pattern =
+            crate::store::like_contains(&serde_json::Value::String(n.clone()).to_string());
         let one = Box::new(api_calls::request.like(pattern).escape('\\'));
         cond = Some(match cond {
             None => one,
@@ -136,15 +134,4 @@ pub fn calls_mentioning(
     q.order(api_calls::id.desc())
         .limit(limit.clamp(1, 1000))
         .load(conn)
-}
-
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -319,20 +319,6 @@ pub struct ListFilter {
     pub limit: i64,
 }
 
-/// `%`, `_` and `\` taken literally in a LIKE pattern (with `ESCAPE '\'`).
-fn like_literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('%');
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// The filter's conditions (no order, no paging).
 fn filtered<'a>(f: &ListFilter) -> outbox::BoxedQuery<'a, diesel::sqlite::Sqlite> {
     use crate::store::schema::orders;
@@ -350,7 +336,11 @@ fn filtered<'a>(f: &ListFilter) -> outbox::BoxedQuery<'a, diesel::sqlite::Sqlite
         q = q.filter(outbox::order_id.eq(o));
     }
     if let Some(text) = f.key_contains.as_deref().filter(|t| !t.is_empty()) {
-        q = q.filter(outbox::key.like(like_literal(text)).escape('\\'));
+        q = q.filter(
+            outbox::key
+                .like(crate::store::like_contains(text))
+                .escape('\\'),
+        );
     }
     if let Some(n) = f.order_number.as_deref().filter(|n| !n.is_empty()) {
         let ids = orders::table

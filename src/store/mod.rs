@@ -28,6 +28,10 @@ pub enum StoreError {
     Connection(#[from] diesel::ConnectionError),
     #[error("migration error: {0}")]
     Migration(String),
+    /// A blocking task around the store failed (panicked or was cancelled), or what it produced
+    /// could not be encoded.
+    #[error("background task failed: {0}")]
+    Task(String),
     #[error(
         "unsupported database URL {0:?}: this build supports SQLite (a file path or sqlite://…)"
     )]
@@ -35,6 +39,21 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A LIKE pattern matching `s` anywhere, `%`, `_` and `\\` taken literally (use with
+/// `.escape('\\')`).
+pub fn like_contains(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
 
 /// Current time in unix milliseconds.
 pub fn now_ms() -> i64 {
@@ -131,4 +150,14 @@ pub fn set_setting(conn: &mut Conn, key: &str, value: &str) -> StoreResult<()> {
         .set((s::value.eq(value), s::updated_at.eq(now_ms())))
         .execute(conn)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_contains_takes_wildcards_literally() {
+        assert_eq!(super::like_contains("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
+        assert_eq!(super::like_contains("Дрель"), "%Дрель%");
+        assert_eq!(super::like_contains(""), "%%");
+    }
 }

@@ -73,12 +73,7 @@ async fn list(
     let res = super::db(&ex, move |c| {
         let mut query = ozon_offers::table.into_boxed();
         if !t2.is_empty() {
-            let pat = format!(
-                "%{}%",
-                t2.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
+            let pat = crate::store::like_contains(&t2);
             query = query.filter(
                 ozon_offers::offer_ref
                     .like(pat.clone())

@@ -267,7 +267,7 @@ pub async fn db<T: Send + 'static>(
     .await
     {
         Ok(r) => r,
-        Err(e) => Err(StoreError::Migration(format!("blocking task failed: {e}"))),
+        Err(e) => Err(StoreError::Task(e.to_string())),
     }
 }
 
