@@ -905,7 +905,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, DbPool) {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+        let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
         (dir, pool)
     }
 

@@ -376,7 +376,7 @@ mod tests {
 
     fn conn() -> (tempfile::TempDir, crate::store::DbPool) {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+        let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
         crate::store::migrate(&mut pool.get().unwrap()).unwrap();
         (dir, pool)
     }

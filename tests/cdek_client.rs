@@ -28,7 +28,7 @@ async fn env(timeout: Duration) -> Env {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let pool = obmen::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+    let pool = obmen::store::open(&obmen::store::testing::url(dir.path()), 2).unwrap();
     let client = CdekClient::new(
         &sim.api_url(),
         TEST_CLIENT_ID,

@@ -121,7 +121,7 @@ fn read_all(path: &Path) -> Read {
 
 fn fresh_store() -> (tempfile::TempDir, obmen::store::DbPool) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = obmen::store::open(dir.path().join("obmen.db").to_str().unwrap(), 2).unwrap();
+    let pool = obmen::store::open(&obmen::store::testing::url(dir.path()), 2).unwrap();
     (dir, pool)
 }
 

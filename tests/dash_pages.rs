@@ -392,7 +392,7 @@ async fn reconciliation_report_pages_and_csv_against_the_ozon_simulator() {
     assert!(other.body.contains("id=\"no-diffs\""));
 
     // Both runs are in the audit log.
-    let pool = obmen::store::open(srv.data.path().join("obmen.db").to_str().unwrap(), 1).unwrap();
+    let pool = obmen::store::open(&obmen::store::testing::url(srv.data.path()), 1).unwrap();
     let mut c = pool.get().unwrap();
     use obmen::store::schema::audit_log::dsl as a;
     type Row = (String, Option<String>, Option<String>, Option<String>);

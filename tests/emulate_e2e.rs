@@ -211,6 +211,7 @@ async fn realworld_corpus_through_the_emulator() {
             .arg("import")
             .arg("--data-dir")
             .arg(offline.path())
+            .envs(db_envs(offline.path()))
             .args(&staged)
             .output()
             .unwrap();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use obmen::catalog::{import_file, query, ImportStats};
 use obmen::i18n::Lang;
-use obmen::store::{Conn, DbPool};
+use obmen::store::DbPool;
 use serde_json::{json, Value};
 
 fn fixture(name: &str) -> PathBuf {
@@ -22,11 +22,11 @@ struct Store {
 impl Store {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let pool = obmen::store::open(dir.path().join("obmen.db").to_str().unwrap(), 2).unwrap();
+        let pool = obmen::store::open(&obmen::store::testing::url(dir.path()), 2).unwrap();
         Store { _dir: dir, pool }
     }
 
-    fn conn(&self) -> r2d2::PooledConnection<diesel::r2d2::ConnectionManager<Conn>> {
+    fn conn(&self) -> obmen::store::PooledConn {
         self.pool.get().unwrap()
     }
 

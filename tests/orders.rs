@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 
 /// Put offers into the catalog tables directly (the catalog import is tested elsewhere).
 fn seed_offers(s: &Server, ids: &[&str]) {
-    let db = s.data.path().join("obmen.db");
-    let pool = obmen::store::open(db.to_str().unwrap(), 1).unwrap();
+    let pool = obmen::store::open(&obmen::store::testing::url(s.data.path()), 1).unwrap();
     let mut c = pool.get().unwrap();
     for id in ids {
         diesel::sql_query(format!(

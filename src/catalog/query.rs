@@ -41,10 +41,18 @@ pub fn num(s: Option<&str>) -> Value {
 
 pub fn summary(conn: &mut Conn) -> StoreResult<Summary> {
     use schema::*;
-    let stock_total = diesel::sql_query(
-        "SELECT (SELECT COALESCE(SUM(CAST(quantity AS REAL)), 0) FROM stock) \
-         + (SELECT COALESCE(SUM(CAST(quantity AS REAL)), 0) FROM offers WHERE by_warehouse = 0) AS total",
-    )
+    // Quantities are kept as 1C sent them (decimal text). SQLite's CAST reads what it can;
+    // PostgreSQL's refuses text that is not a number, so it is asked only for numbers.
+    let num = if conn.is_pg() {
+        "CASE WHEN quantity ~ '^\\s*-?[0-9]+(\\.[0-9]*)?\\s*$' \
+         THEN CAST(quantity AS DOUBLE PRECISION) ELSE 0 END"
+    } else {
+        "CAST(quantity AS DOUBLE PRECISION)"
+    };
+    let stock_total = diesel::sql_query(format!(
+        "SELECT (SELECT COALESCE(SUM({num}), 0) FROM stock) \
+         + (SELECT COALESCE(SUM({num}), 0) FROM offers WHERE NOT by_warehouse) AS total",
+    ))
     .get_result::<Total>(conn)?
     .total
     .unwrap_or(0.0);

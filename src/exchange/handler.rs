@@ -2,6 +2,7 @@
 //! (HTTP 200, non-empty body, first line `success` / `progress` / `failure`, charset declared,
 //! no BOM). Every request is journaled.
 
+use crate::per_backend;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -532,21 +533,23 @@ async fn authorize(
             .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()))
             .unwrap_or_else(|| random_token(32));
         let now = now_ms();
-        diesel::insert_into(exchange_sessions::table)
-            .values((
-                exchange_sessions::id.eq(&id),
-                exchange_sessions::sessid.eq(random_token(32)),
-                exchange_sessions::exchange_type.eq(&typ),
-                exchange_sessions::client_addr.eq(&client),
-                exchange_sessions::login.eq(&login),
-                exchange_sessions::created_at.eq(now),
-                exchange_sessions::last_seen_at.eq(now),
-                exchange_sessions::auth_timestamp.eq(now / 1000),
-                exchange_sessions::zip.eq(ex2.cfg.exchange.zip),
-                exchange_sessions::file_limit.eq(ex2.cfg.exchange.file_limit as i64),
-            ))
-            .on_conflict_do_nothing()
-            .execute(&mut c)?;
+        per_backend!(&mut c, |c| {
+            diesel::insert_into(exchange_sessions::table)
+                .values((
+                    exchange_sessions::id.eq(&id),
+                    exchange_sessions::sessid.eq(random_token(32)),
+                    exchange_sessions::exchange_type.eq(&typ),
+                    exchange_sessions::client_addr.eq(&client),
+                    exchange_sessions::login.eq(&login),
+                    exchange_sessions::created_at.eq(now),
+                    exchange_sessions::last_seen_at.eq(now),
+                    exchange_sessions::auth_timestamp.eq(now / 1000),
+                    exchange_sessions::zip.eq(ex2.cfg.exchange.zip),
+                    exchange_sessions::file_limit.eq(ex2.cfg.exchange.file_limit as i64),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+        })?;
         Ok(Ok(exchange_sessions::table
             .filter(exchange_sessions::id.eq(&id))
             .select(SessionRow::as_select())
@@ -811,27 +814,29 @@ async fn file(
     let res = web::block(move || -> Result<(), StoreError> {
         let mut c = ex2.pool.get()?;
         let now = now_ms();
-        diesel::insert_into(uploaded_files::table)
-            .values((
-                uploaded_files::session_id.eq(&sid),
-                uploaded_files::name.eq(&key),
-                uploaded_files::original_name.eq(&original),
-                uploaded_files::stored_path.eq(&stored),
-                uploaded_files::bytes.eq(written as i64),
-                uploaded_files::chunks.eq(1),
-                uploaded_files::is_archive.eq(is_archive),
-                uploaded_files::state.eq("receiving"),
-                uploaded_files::created_at.eq(now),
-                uploaded_files::updated_at.eq(now),
-            ))
-            .on_conflict((uploaded_files::session_id, uploaded_files::name))
-            .do_update()
-            .set((
-                uploaded_files::bytes.eq(uploaded_files::bytes + written as i64),
-                uploaded_files::chunks.eq(uploaded_files::chunks + 1),
-                uploaded_files::updated_at.eq(now),
-            ))
-            .execute(&mut c)?;
+        per_backend!(&mut c, |c| {
+            diesel::insert_into(uploaded_files::table)
+                .values((
+                    uploaded_files::session_id.eq(&sid),
+                    uploaded_files::name.eq(&key),
+                    uploaded_files::original_name.eq(&original),
+                    uploaded_files::stored_path.eq(&stored),
+                    uploaded_files::bytes.eq(written as i64),
+                    uploaded_files::chunks.eq(1),
+                    uploaded_files::is_archive.eq(is_archive),
+                    uploaded_files::state.eq("receiving"),
+                    uploaded_files::created_at.eq(now),
+                    uploaded_files::updated_at.eq(now),
+                ))
+                .on_conflict((uploaded_files::session_id, uploaded_files::name))
+                .do_update()
+                .set((
+                    uploaded_files::bytes.eq(uploaded_files::bytes + written as i64),
+                    uploaded_files::chunks.eq(uploaded_files::chunks + 1),
+                    uploaded_files::updated_at.eq(now),
+                ))
+                .execute(c)
+        })?;
         Ok(())
     })
     .await;
@@ -860,7 +865,7 @@ fn io_failure(lang: Lang, e: &std::io::Error) -> String {
 /// (`receiving` → `unpacking`), so that of concurrent callers (two `mode=import` requests, the
 /// auto-import sweep) exactly one gets each archive.
 pub fn claim_archives(conn: &mut Conn, session_id: &str) -> Result<Vec<UploadRow>, StoreError> {
-    let mut rows: Vec<UploadRow> = diesel::update(
+    let mut rows: Vec<UploadRow> = per_backend!(conn, |c| diesel::update(
         uploaded_files::table
             .filter(uploaded_files::session_id.eq(session_id))
             .filter(uploaded_files::is_archive.eq(true))
@@ -871,7 +876,7 @@ pub fn claim_archives(conn: &mut Conn, session_id: &str) -> Result<Vec<UploadRow
         uploaded_files::updated_at.eq(now_ms()),
     ))
     .returning(UploadRow::as_returning())
-    .get_results(conn)?;
+    .get_results(c))?;
     rows.sort_by_key(|r| r.id);
     Ok(rows)
 }
@@ -1183,6 +1188,7 @@ mod tests {
     fn exchange(tmp: &tempfile::TempDir) -> Exchange {
         let cfg = Config {
             data_dir: tmp.path().to_path_buf(),
+            database_url: Some(crate::store::testing::url(tmp.path())),
             ..Config::default()
         };
         let pool = crate::store::open(&cfg.database_url(), 4).unwrap();

@@ -3,6 +3,7 @@
 //! start a second import — and one worker thread runs queued jobs in order. Jobs found `running`
 //! at start (the process died mid-import) are queued again: imports are idempotent.
 
+use crate::per_backend;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -117,18 +118,20 @@ impl JobRunner {
     ) -> StoreResult<i32> {
         let mut conn = self.inner.pool.get()?;
         let bytes = std::fs::metadata(path).map(|m| m.len() as i64).unwrap_or(0);
-        diesel::insert_into(j::import_jobs)
-            .values((
-                j::session_id.eq(session_id),
-                j::filename.eq(filename),
-                j::path.eq(path.to_string_lossy().as_ref()),
-                j::trigger.eq(trigger),
-                j::state.eq("queued"),
-                j::created_at.eq(now_ms()),
-                j::bytes.eq(bytes),
-            ))
-            .on_conflict_do_nothing()
-            .execute(&mut conn)?;
+        per_backend!(&mut conn, |c| {
+            diesel::insert_into(j::import_jobs)
+                .values((
+                    j::session_id.eq(session_id),
+                    j::filename.eq(filename),
+                    j::path.eq(path.to_string_lossy().as_ref()),
+                    j::trigger.eq(trigger),
+                    j::state.eq("queued"),
+                    j::created_at.eq(now_ms()),
+                    j::bytes.eq(bytes),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+        })?;
         let id = j::import_jobs
             .filter(j::session_id.eq(session_id).and(j::filename.eq(filename)))
             .select(j::id)

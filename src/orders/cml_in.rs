@@ -3,6 +3,7 @@
 //! over quick-xml that yields one document at a time, and the import that applies a whole file
 //! in one transaction (a malformed or wrongly encoded file changes no order).
 
+use crate::per_backend;
 use std::io::{BufRead, BufReader, Cursor, Read};
 use std::path::Path;
 
@@ -735,19 +736,21 @@ pub fn import_file(
             }
         }
         apply_group(conn, group, map, &mut st)?;
-        diesel::insert_into(order_imports::table)
-            .values((
-                order_imports::session_id.eq(session_id),
-                order_imports::filename.eq(filename),
-                order_imports::hash.eq(&hash),
-                order_imports::documents.eq(st.documents as i32),
-                order_imports::matched.eq(st.matched as i32),
-                order_imports::changed.eq(st.changed as i32),
-                order_imports::unknown.eq(st.unknown as i32),
-                order_imports::at.eq(now_ms()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
+        per_backend!(conn, |c| {
+            diesel::insert_into(order_imports::table)
+                .values((
+                    order_imports::session_id.eq(session_id),
+                    order_imports::filename.eq(filename),
+                    order_imports::hash.eq(&hash),
+                    order_imports::documents.eq(st.documents as i32),
+                    order_imports::matched.eq(st.matched as i32),
+                    order_imports::changed.eq(st.changed as i32),
+                    order_imports::unknown.eq(st.unknown as i32),
+                    order_imports::at.eq(now_ms()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+        })?;
         Ok(st)
     })
 }
@@ -1314,27 +1317,29 @@ fn record_unknown(conn: &mut Conn, doc: &OnecDoc) -> QueryResult<()> {
         .unwrap_or_else(|| "(no id)".into());
     let data = serde_json::to_string(doc).unwrap_or_default();
     let now = now_ms();
-    diesel::insert_into(order_unknown::table)
-        .values((
-            order_unknown::onec_id.eq(&key),
-            order_unknown::number.eq(&doc.number),
-            order_unknown::date.eq(&doc.date),
-            order_unknown::total.eq(&doc.sum),
-            order_unknown::data.eq(&data),
-            order_unknown::first_seen_at.eq(now),
-            order_unknown::last_seen_at.eq(now),
-        ))
-        .on_conflict(order_unknown::onec_id)
-        .do_update()
-        .set((
-            order_unknown::number.eq(&doc.number),
-            order_unknown::date.eq(&doc.date),
-            order_unknown::total.eq(&doc.sum),
-            order_unknown::data.eq(&data),
-            order_unknown::last_seen_at.eq(now),
-            order_unknown::times.eq(order_unknown::times + 1),
-        ))
-        .execute(conn)?;
+    per_backend!(conn, |c| {
+        diesel::insert_into(order_unknown::table)
+            .values((
+                order_unknown::onec_id.eq(&key),
+                order_unknown::number.eq(&doc.number),
+                order_unknown::date.eq(&doc.date),
+                order_unknown::total.eq(&doc.sum),
+                order_unknown::data.eq(&data),
+                order_unknown::first_seen_at.eq(now),
+                order_unknown::last_seen_at.eq(now),
+            ))
+            .on_conflict(order_unknown::onec_id)
+            .do_update()
+            .set((
+                order_unknown::number.eq(&doc.number),
+                order_unknown::date.eq(&doc.date),
+                order_unknown::total.eq(&doc.sum),
+                order_unknown::data.eq(&data),
+                order_unknown::last_seen_at.eq(now),
+                order_unknown::times.eq(order_unknown::times + 1),
+            ))
+            .execute(c)
+    })?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! changes from our side (which bump `version`, so 1C gets the order again) and the export
 //! bookkeeping of `mode=query` / `mode=success`.
 
+use crate::per_backend;
 use diesel::prelude::*;
 use serde::Serialize;
 
@@ -534,8 +535,8 @@ where
     F: FnOnce(&mut Conn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let nested = AnsiTransactionManager::transaction_manager_status_mut(conn)
+    use diesel::connection::TransactionManager;
+    let nested = <Conn as Connection>::TransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()
         .ok()
         .flatten()
@@ -741,9 +742,11 @@ pub fn record_export(conn: &mut Conn, session_id: &str, set: &[(i32, i64)]) -> Q
                     )
                 })
                 .collect();
-            diesel::insert_into(order_exports::table)
-                .values(rows)
-                .execute(conn)?;
+            per_backend!(conn, |c| {
+                diesel::insert_into(order_exports::table)
+                    .values(rows)
+                    .execute(c)
+            })?;
         }
         Ok(())
     })

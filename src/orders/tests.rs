@@ -14,7 +14,7 @@ use crate::store::{Conn, DbPool};
 
 fn db() -> (tempfile::TempDir, DbPool) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+    let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
     let mut c = pool.get().unwrap();
     for id in ["g1#c1", "g2"] {
         diesel::sql_query(format!(

@@ -114,7 +114,7 @@ pub fn calls_mentioning(
         Box<
             dyn BoxableExpression<
                 api_calls::table,
-                diesel::sqlite::Sqlite,
+                crate::store::Backend,
                 SqlType = diesel::sql_types::Nullable<diesel::sql_types::Bool>,
             >,
         >,

@@ -320,7 +320,7 @@ pub struct ListFilter {
 }
 
 /// The filter's conditions (no order, no paging).
-fn filtered<'a>(f: &ListFilter) -> outbox::BoxedQuery<'a, diesel::sqlite::Sqlite> {
+fn filtered<'a>(f: &ListFilter) -> outbox::BoxedQuery<'a, crate::store::Backend> {
     use crate::store::schema::orders;
     let mut q = outbox::table.into_boxed();
     if let Some(s) = &f.state {
@@ -570,7 +570,7 @@ mod dash_tests {
 
     fn pool() -> (tempfile::TempDir, crate::store::DbPool) {
         let dir = tempfile::tempdir().unwrap();
-        let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+        let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
         crate::store::migrate(&mut pool.get().unwrap()).unwrap();
         (dir, pool)
     }

@@ -1,22 +1,143 @@
 //! Storage: diesel + r2d2 over SQLite (the embedded default: a file in the data folder, WAL,
-//! migrations applied at start). Every time is unix milliseconds.
+//! migrations applied at start) or PostgreSQL (`OBMEN_DATABASE_URL=postgres://…`, several
+//! instances may share it). Every time is unix milliseconds.
+//!
+//! [`Conn`] is one connection type for both (diesel's `MultiConnection`): queries written with
+//! diesel's DSL run on either. What the common subset cannot say (upserts, raw SQL, row locks)
+//! goes through [`per_backend!`], which instantiates the same code for each backend's own
+//! connection.
 
 pub mod models;
 pub mod schema;
+#[doc(hidden)]
+pub mod testing;
 
 use std::path::Path;
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub type Conn = SqliteConnection;
-pub type DbPool = Pool<ConnectionManager<Conn>>;
-pub type PooledConn = PooledConnection<ConnectionManager<Conn>>;
+/// A database connection: SQLite or PostgreSQL.
+#[derive(diesel::MultiConnection)]
+pub enum Conn {
+    Sqlite(diesel::SqliteConnection),
+    Pg(diesel::PgConnection),
+}
+
+/// The query backend of [`Conn`] (for boxed queries).
+pub type Backend = MultiBackend;
+pub type DbPool = Pool<Manager>;
+pub type PooledConn = PooledConnection<Manager>;
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Run `$body` with `$c` bound to the backend's own connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`): the body is compiled once per backend. For what diesel's common subset
+/// cannot express: `ON CONFLICT` upserts, raw SQL, `FOR UPDATE SKIP LOCKED`.
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $crate::store::AsConn::as_conn($conn) {
+            $crate::store::Conn::Sqlite($c) => $body,
+            $crate::store::Conn::Pg($c) => $body,
+        }
+    };
+}
+pub use per_backend;
+
+/// A [`Conn`] or a pooled one (for [`per_backend!`]).
+pub trait AsConn {
+    fn as_conn(&mut self) -> &mut Conn;
+}
+
+impl AsConn for Conn {
+    fn as_conn(&mut self) -> &mut Conn {
+        self
+    }
+}
+
+impl AsConn for PooledConn {
+    fn as_conn(&mut self) -> &mut Conn {
+        self
+    }
+}
+
+impl Conn {
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// A write transaction that may read first: SQLite's `BEGIN IMMEDIATE` (the writer lock is
+    /// taken at the start, so a read-then-write never fails on a lock upgrade); on PostgreSQL a
+    /// transaction that first takes the cluster-wide transaction advisory lock
+    /// [`WRITE_LOCK`], which gives the same one-writer-at-a-time guarantee to the code written
+    /// for it, across every instance sharing the database. Hot paths that need concurrency
+    /// (outbox claiming) use row locks instead.
+    pub fn immediate_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+            Conn::Pg(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?;
+                if let Err(e) =
+                    c.batch_execute(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+                {
+                    let _ = AnsiTransactionManager::rollback_transaction(c);
+                    return Err(e.into());
+                }
+            }
+        }
+        match f(self) {
+            Ok(v) => {
+                <Conn as Connection>::TransactionManager::commit_transaction(self)?;
+                Ok(v)
+            }
+            Err(e) => {
+                <Conn as Connection>::TransactionManager::rollback_transaction(self)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Raw SQL for either backend: `?` placeholders (outside quotes) become `$1`, `$2` … on
+/// PostgreSQL.
+pub fn sql_query(conn: &Conn, sql: &str) -> diesel::query_builder::SqlQuery {
+    if conn.is_pg() {
+        diesel::sql_query(numbered_placeholders(sql))
+    } else {
+        diesel::sql_query(sql)
+    }
+}
+
+fn numbered_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let (mut n, mut quoted) = (0, false);
+    for ch in sql.chars() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                out.push(ch);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// The advisory lock key of [`Conn::immediate_transaction`] on PostgreSQL.
+pub const WRITE_LOCK: i64 = 0x6f626d656e_01;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,7 +154,7 @@ pub enum StoreError {
     #[error("background task failed: {0}")]
     Task(String),
     #[error(
-        "unsupported database URL {0:?}: this build supports SQLite (a file path or sqlite://…)"
+        "unsupported database URL {0:?}: obmen supports SQLite (a file path or sqlite://…) and PostgreSQL (postgres://…)"
     )]
     UnsupportedUrl(String),
 }
@@ -63,69 +184,140 @@ pub fn now_ms() -> i64 {
 /// Page cache of a pooled connection, KiB (`PRAGMA cache_size` below; the importer raises its own).
 pub const CACHE_KIB: u32 = 16_384;
 
-#[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
+/// Where a database URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file (a plain path, `sqlite://…` or `sqlite:…`).
+    Sqlite(String),
+    /// A PostgreSQL server (`postgres://…` or `postgresql://…`).
+    Pg(String),
+}
 
-impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            // busy_timeout first: every later statement may wait for a lock. journal_mode=WAL is
-            // persistent and was set once by `open`, so this one is a no-op that takes no lock.
-            "PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
+impl Target {
+    pub fn of(url: &str) -> StoreResult<Target> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target::Pg(url.to_string()));
+        }
+        if url.contains("://") && !url.starts_with("sqlite://") {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        Ok(Target::Sqlite(
+            url.strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url)
+                .to_string(),
+        ))
     }
 }
 
 /// Turn a database URL (or a plain path) into the SQLite path diesel expects.
 pub fn sqlite_path(url: &str) -> StoreResult<String> {
-    if url.starts_with("postgres://")
-        || url.starts_with("postgresql://")
-        || url.starts_with("mysql://")
-    {
-        return Err(StoreError::UnsupportedUrl(url.to_string()));
+    match Target::of(url)? {
+        Target::Sqlite(p) => Ok(p),
+        Target::Pg(_) => Err(StoreError::UnsupportedUrl(url.to_string())),
     }
-    Ok(url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url)
-        .to_string())
+}
+
+/// The r2d2 connection manager: opens the backend the URL names (diesel's own manager would
+/// try each backend in turn, and take a PostgreSQL URL for a file name when the server is down).
+#[derive(Debug, Clone)]
+pub struct Manager(Target);
+
+impl diesel::r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Conn, Self::Error> {
+        match &self.0 {
+            Target::Sqlite(p) => diesel::SqliteConnection::establish(p).map(Conn::Sqlite),
+            Target::Pg(u) => diesel::PgConnection::establish(u).map(Conn::Pg),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
+        if let Conn::Sqlite(c) = conn {
+            c.batch_execute(
+                // busy_timeout first: every later statement may wait for a lock. journal_mode=WAL
+                // is persistent and was set once by `open`, so this one is a no-op that takes no
+                // lock.
+                "PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
 }
 
 /// Open the pool and bring the schema up to date.
 pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
-    let path = sqlite_path(url)?;
-    if let Some(parent) = Path::new(&path).parent() {
-        if !parent.as_os_str().is_empty() {
-            let _ = std::fs::create_dir_all(parent);
+    let target = Target::of(url)?;
+    match &target {
+        Target::Sqlite(path) => {
+            if let Some(parent) = Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+            }
+            // Switch to WAL and migrate over one connection before the pool opens its
+            // connections in parallel: on a fresh file, several connections racing to switch the
+            // journal mode get "database is locked".
+            let mut first = diesel::SqliteConnection::establish(path)?;
+            first
+                .batch_execute("PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL;")
+                .map_err(StoreError::Db)?;
+            migrate(&mut Conn::Sqlite(first))?;
+        }
+        Target::Pg(u) => {
+            migrate(&mut Conn::Pg(diesel::PgConnection::establish(u)?))?;
         }
     }
-    // Switch to WAL and migrate over one connection before the pool opens its connections in
-    // parallel: on a fresh file, several connections racing to switch the journal mode get
-    // "database is locked".
-    {
-        let mut first = Conn::establish(&path)?;
-        first
-            .batch_execute("PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL;")
-            .map_err(StoreError::Db)?;
-        migrate(&mut first)?;
-    }
-    let manager = ConnectionManager::<Conn>::new(path);
+    let pg = matches!(target, Target::Pg(_));
     let pool = Pool::builder()
         .max_size(max_size)
+        // A PostgreSQL server is shared (several instances, max_connections): open connections
+        // as they are needed rather than all at start.
+        .min_idle(if pg { Some(1) } else { None })
         .connection_timeout(Duration::from_secs(60))
         .connection_customizer(Box::new(SqlitePragmas))
-        .build(manager)?;
+        .build(Manager(target))?;
     Ok(pool)
 }
 
+/// Advisory lock held while migrating PostgreSQL, so instances starting together take turns.
+const MIGRATE_LOCK: i64 = 0x6f626d656e_02;
+
 /// Apply pending migrations; returns the versions applied.
 pub fn migrate(conn: &mut Conn) -> StoreResult<Vec<String>> {
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| StoreError::Migration(e.to_string()))?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+    fn names(
+        r: diesel::migration::Result<Vec<diesel::migration::MigrationVersion<'_>>>,
+    ) -> StoreResult<Vec<String>> {
+        r.map(|v| v.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+    match conn {
+        Conn::Sqlite(c) => names(c.run_pending_migrations(MIGRATIONS)),
+        Conn::Pg(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATE_LOCK})"))?;
+            let r = names(c.run_pending_migrations(PG_MIGRATIONS));
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATE_LOCK})"))?;
+            r
+        }
+    }
 }
 
 pub fn get_setting(conn: &mut Conn, key: &str) -> StoreResult<Option<String>> {
@@ -139,21 +331,31 @@ pub fn get_setting(conn: &mut Conn, key: &str) -> StoreResult<Option<String>> {
 
 pub fn set_setting(conn: &mut Conn, key: &str, value: &str) -> StoreResult<()> {
     use schema::settings::dsl as s;
-    diesel::insert_into(s::settings)
-        .values((
-            s::key.eq(key),
-            s::value.eq(value),
-            s::updated_at.eq(now_ms()),
-        ))
-        .on_conflict(s::key)
-        .do_update()
-        .set((s::value.eq(value), s::updated_at.eq(now_ms())))
-        .execute(conn)?;
+    per_backend!(conn, |c| {
+        diesel::insert_into(s::settings)
+            .values((
+                s::key.eq(key),
+                s::value.eq(value),
+                s::updated_at.eq(now_ms()),
+            ))
+            .on_conflict(s::key)
+            .do_update()
+            .set((s::value.eq(value), s::updated_at.eq(now_ms())))
+            .execute(c)
+    })?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            super::numbered_placeholders("a = ? AND b <> '?' AND c = ?"),
+            "a = $1 AND b <> '?' AND c = $2"
+        );
+    }
+
     #[test]
     fn like_contains_takes_wildcards_literally() {
         assert_eq!(super::like_contains("a%b_c\\d"), "%a\\%b\\_c\\\\d%");

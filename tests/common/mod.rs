@@ -43,7 +43,6 @@ impl Server {
             .arg("--data-dir")
             .arg(data.path())
             .env_remove("OBMEN_CONFIG")
-            .env_remove("OBMEN_DATABASE_URL")
             .env("OBMEN_EXCHANGE_LOGIN", LOGIN)
             .env("OBMEN_EXCHANGE_PASSWORD", PASSWORD)
             .env("OBMEN_API_TOKEN", API_TOKEN)
@@ -51,6 +50,7 @@ impl Server {
             .env("OBMEN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        with_db(&mut cmd, data.path());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -212,6 +212,26 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Point an `obmen` command at the test database of a data folder: a fresh PostgreSQL database
+/// when the suite runs on PostgreSQL (`OBMEN_TEST_PG_URL`), else the folder's SQLite default.
+pub fn with_db(cmd: &mut Command, data: &Path) {
+    if obmen::store::testing::on_pg() {
+        cmd.env("OBMEN_DATABASE_URL", obmen::store::testing::url(data));
+    } else {
+        cmd.env_remove("OBMEN_DATABASE_URL");
+    }
+}
+
+/// The environment that points an `obmen` command at a data folder's test database (see
+/// [`with_db`]); empty on SQLite.
+pub fn db_envs(data: impl AsRef<Path>) -> Vec<(&'static str, String)> {
+    if obmen::store::testing::on_pg() {
+        vec![("OBMEN_DATABASE_URL", obmen::store::testing::url(data.as_ref()))]
+    } else {
+        Vec::new()
     }
 }
 
@@ -567,6 +587,7 @@ pub fn add_user(data: &Path, name: &str, role: &str, password: &str) {
             "--data-dir",
         ])
         .arg(data)
+        .envs(db_envs(data))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

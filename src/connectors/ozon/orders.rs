@@ -6,6 +6,7 @@
 //! delivered). The dispatcher ([`dispatch`]) only reads the database and queues messages; every
 //! call to Ozon that changes something goes through the relay.
 
+use crate::per_backend;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,7 +223,7 @@ pub fn apply_posting(
         .first(conn)
         .optional()?;
     let upsert = |conn: &mut Conn, order_number: Option<&str>| -> QueryResult<usize> {
-        diesel::insert_into(ozon_postings::table)
+        per_backend!(conn, |c| diesel::insert_into(ozon_postings::table)
             .values((
                 ozon_postings::posting_number.eq(&number),
                 ozon_postings::order_number.eq(order_number),
@@ -237,7 +238,7 @@ pub fn apply_posting(
                 ozon_postings::data.eq(&data),
                 ozon_postings::updated_at.eq(now_ms()),
             ))
-            .execute(conn)
+            .execute(c))
     };
     match existing {
         None if status == "cancelled" => {
@@ -447,16 +448,18 @@ pub fn store_push(conn: &mut Conn, body: &str, v: &Value) -> QueryResult<bool> {
         .filter(|s| !s.is_empty())
         .map(str::to_string);
     conn.immediate_transaction(|conn| {
-        let n = diesel::insert_into(ozon_push::table)
-            .values((
-                ozon_push::hash.eq(&hash),
-                ozon_push::message_type.eq(v["message_type"].as_str().unwrap_or("")),
-                ozon_push::posting_number.eq(&posting),
-                ozon_push::body.eq(body),
-                ozon_push::at.eq(now_ms()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
+        let n = per_backend!(conn, |c| {
+            diesel::insert_into(ozon_push::table)
+                .values((
+                    ozon_push::hash.eq(&hash),
+                    ozon_push::message_type.eq(v["message_type"].as_str().unwrap_or("")),
+                    ozon_push::posting_number.eq(&posting),
+                    ozon_push::body.eq(body),
+                    ozon_push::at.eq(now_ms()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+        })?;
         if n == 0 {
             return Ok(false);
         }
@@ -515,7 +518,8 @@ pub struct CancelItem {
 /// while the posting is alive on Ozon → `ozon.cancel` (once). Reads the database only.
 pub fn dispatch(conn: &mut Conn, cancel_reason_id: i64) -> QueryResult<DispatchStats> {
     let mut stats = DispatchStats::default();
-    let ready: Vec<Candidate> = diesel::sql_query(
+    let ready: Vec<Candidate> = crate::store::sql_query(
+        conn,
         "SELECT o.id, o.number, p.posting_number, p.data FROM orders o \
          JOIN ozon_postings p ON p.order_number = o.number \
          WHERE o.channel = ? AND o.status = ? AND NOT EXISTS (SELECT 1 FROM outbox m \
@@ -548,7 +552,8 @@ pub fn dispatch(conn: &mut Conn, cancel_reason_id: i64) -> QueryResult<DispatchS
             stats.ship += 1;
         }
     }
-    let cancelled: Vec<Candidate> = diesel::sql_query(
+    let cancelled: Vec<Candidate> = crate::store::sql_query(
+        conn,
         "SELECT o.id, o.number, p.posting_number, p.data FROM orders o \
          JOIN ozon_postings p ON p.order_number = o.number \
          WHERE o.channel = ? AND o.status = ? AND p.status <> 'cancelled' AND NOT EXISTS \

@@ -5,6 +5,7 @@
 //! (offers.changed_at / goods.changed_at past a watermark) are looked at, unless the mapping
 //! configuration changed or a full run is asked for.
 
+use crate::per_backend;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
@@ -798,16 +799,18 @@ fn plan_chunk(
             if stock_state.get(&key) == Some(&desired) {
                 continue;
             }
-            diesel::insert_into(ozon_stock_state::table)
-                .values((
-                    ozon_stock_state::offer_ref.eq(id),
-                    ozon_stock_state::warehouse_id.eq(warehouse_id),
-                    ozon_stock_state::queued.eq(desired),
-                ))
-                .on_conflict((ozon_stock_state::offer_ref, ozon_stock_state::warehouse_id))
-                .do_update()
-                .set(ozon_stock_state::queued.eq(desired))
-                .execute(conn)?;
+            per_backend!(conn, |c| {
+                diesel::insert_into(ozon_stock_state::table)
+                    .values((
+                        ozon_stock_state::offer_ref.eq(id),
+                        ozon_stock_state::warehouse_id.eq(warehouse_id),
+                        ozon_stock_state::queued.eq(desired),
+                    ))
+                    .on_conflict((ozon_stock_state::offer_ref, ozon_stock_state::warehouse_id))
+                    .do_update()
+                    .set(ozon_stock_state::queued.eq(desired))
+                    .execute(c)
+            })?;
             let item = StockItem {
                 offer_ref: id.clone(),
                 offer_id: offer_id.clone(),
@@ -839,15 +842,17 @@ fn plan_chunk(
         if price_state.get(id) == Some(&state) {
             continue;
         }
-        diesel::insert_into(ozon_price_state::table)
-            .values((
-                ozon_price_state::offer_ref.eq(id),
-                ozon_price_state::queued.eq(&state),
-            ))
-            .on_conflict(ozon_price_state::offer_ref)
-            .do_update()
-            .set(ozon_price_state::queued.eq(&state))
-            .execute(conn)?;
+        per_backend!(conn, |c| {
+            diesel::insert_into(ozon_price_state::table)
+                .values((
+                    ozon_price_state::offer_ref.eq(id),
+                    ozon_price_state::queued.eq(&state),
+                ))
+                .on_conflict(ozon_price_state::offer_ref)
+                .do_update()
+                .set(ozon_price_state::queued.eq(&state))
+                .execute(c)
+        })?;
         out.push(NewMessage::new(
             TARGET,
             KIND_PRICE,

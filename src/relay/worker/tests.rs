@@ -14,7 +14,7 @@ use diesel::prelude::*;
 
 fn pool() -> (tempfile::TempDir, DbPool) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 4).unwrap();
+    let pool = crate::store::open(&crate::store::testing::url(dir.path()), 4).unwrap();
     (dir, pool)
 }
 

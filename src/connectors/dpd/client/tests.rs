@@ -17,7 +17,7 @@ struct Env {
 
 async fn env(mode: Mode, pending_polls: u32) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+    let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
     let sim = sim::start(
         SimConfig {
             client_number: NUMBER.into(),

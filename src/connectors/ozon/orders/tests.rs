@@ -14,7 +14,7 @@ use crate::store::DbPool;
 
 fn db() -> (tempfile::TempDir, DbPool) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+    let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
     let mut c = pool.get().unwrap();
     diesel::sql_query(
         "INSERT INTO offers (id, good_id, article, name, data, hash, created_at, changed_at, seen_at) \

@@ -4,7 +4,7 @@ use crate::store::schema::outbox;
 
 fn store() -> (tempfile::TempDir, crate::store::DbPool) {
     let dir = tempfile::tempdir().unwrap();
-    let pool = crate::store::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+    let pool = crate::store::open(&crate::store::testing::url(dir.path()), 2).unwrap();
     (dir, pool)
 }
 
