@@ -14,8 +14,13 @@ pub struct Config {
     pub listen: String,
     /// Folder for the SQLite database, uploads and kept files (`OBMEN_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// Database URL (`OBMEN_DATABASE_URL`); default: `<data_dir>/obmen.db`.
+    /// Database URL (`OBMEN_DATABASE_URL`); default: `<data_dir>/obmen.db`. `postgres://…`
+    /// for PostgreSQL (several instances may share it).
     pub database_url: Option<String>,
+    /// Folder for what every instance must see: 1C uploads, order documents, card images
+    /// (`OBMEN_SHARED_DIR`); default: `data_dir`. With several instances behind a load balancer,
+    /// a folder all of them mount.
+    pub shared_dir: Option<PathBuf>,
     /// Language of user-facing text: `ru` (default) or `en` (`OBMEN_LANG`).
     pub lang: Lang,
     pub exchange: ExchangeConfig,
@@ -495,6 +500,7 @@ impl Default for Config {
             listen: "0.0.0.0:8080".into(),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            shared_dir: None,
             lang: Lang::Ru,
             exchange: ExchangeConfig::default(),
             api: ApiConfig::default(),
@@ -582,6 +588,9 @@ impl Config {
         }
         if let Some(v) = nonempty("OBMEN_DATABASE_URL") {
             self.database_url = Some(v);
+        }
+        if let Some(v) = nonempty("OBMEN_SHARED_DIR") {
+            self.shared_dir = Some(PathBuf::from(v));
         }
         if let Some(v) = nonempty("OBMEN_LANG") {
             self.lang = v.parse().map_err(|message| ConfigError::Env {
@@ -678,17 +687,22 @@ impl Config {
         }
     }
 
+    /// The folder of what all instances share (see `shared_dir`).
+    pub fn shared(&self) -> &Path {
+        self.shared_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
     /// Stored documents (labels, waybills) and card images.
     pub fn documents_dir(&self) -> PathBuf {
-        self.data_dir.join("documents")
+        self.shared().join("documents")
     }
 
     pub fn media_dir(&self) -> PathBuf {
-        self.data_dir.join("media")
+        self.shared().join("media")
     }
 
     pub fn uploads_dir(&self) -> PathBuf {
-        self.data_dir.join("uploads")
+        self.shared().join("uploads")
     }
 
     /// The configuration with secrets masked, for display.

@@ -141,6 +141,7 @@ async fn start_carriers(
         let (pool, relay) = (ex.pool.clone(), svc.relay.clone());
         on_schedule(
             sched,
+            &ex.pool,
             &cron,
             move || {
                 let (pool, relay, c) = (pool.clone(), relay.clone(), c.clone());
@@ -197,6 +198,7 @@ pub async fn start_services(
     let (ex4, relay) = (ex.clone(), svc.relay.clone());
     on_schedule(
         sched,
+        &ex.pool,
         "0 * * * * *",
         move || {
             let (ex, relay) = (ex4.clone(), relay.clone());
@@ -242,6 +244,7 @@ pub async fn start_services(
         let relay = svc.relay.clone();
         on_schedule(
             sched,
+            &ex.pool,
             &ozon.cfg.ozon.push_schedule,
             {
                 let (o, relay) = (ozon.clone(), relay.clone());
@@ -277,6 +280,7 @@ pub async fn start_services(
         });
         on_schedule(
             sched,
+            &ex.pool,
             &ozon.cfg.ozon.orders_poll,
             poll,
             "ozon: polling postings failed",
@@ -284,6 +288,7 @@ pub async fn start_services(
         .await?;
         on_schedule(
             sched,
+            &ex.pool,
             &ozon.cfg.ozon.reconcile,
             {
                 let o = ozon.clone();
@@ -329,8 +334,14 @@ pub async fn check_alerts(ex: &Arc<Exchange>) -> anyhow::Result<usize> {
 }
 
 /// Run `f` on a cron schedule (with seconds), logging its failure as `what`.
+///
+/// On PostgreSQL, where several instances may share the database, each run happens once per
+/// cluster: the instance that claims the slot ([`store::claim_schedule`]: nobody ran it in the
+/// last half period) and gets the schedule's advisory lock (nobody is still running it) runs it;
+/// the others skip it.
 async fn on_schedule<F, Fut>(
     sched: &JobScheduler,
+    pool: &store::DbPool,
     cron: &str,
     f: F,
     what: &'static str,
@@ -340,17 +351,82 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let f = Arc::new(f);
+    let pool = pool.clone();
+    let key: Arc<str> = Arc::from(format!("{what} [{cron}]"));
+    let min_gap_ms = half_period_ms(cron);
     sched
         .add(Job::new_async(cron, move |_id, _l| {
-            let f = f.clone();
+            let (f, pool, key) = (f.clone(), pool.clone(), key.clone());
             Box::pin(async move {
+                let lock = match cluster_turn(&pool, &key, min_gap_ms).await {
+                    Ok(Turn::Skip) => return,
+                    Ok(Turn::Run(lock)) => lock,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "{what}");
+                        return;
+                    }
+                };
                 if let Err(e) = f().await {
                     tracing::warn!(error = %format!("{e:#}"), "{what}");
+                }
+                if let Some(mut c) = lock {
+                    let key = key.clone();
+                    let _ = tokio::task::spawn_blocking(move || store::unlock_named(&mut c, &key))
+                        .await;
                 }
             })
         })?)
         .await?;
     Ok(())
+}
+
+enum Turn {
+    Skip,
+    /// Run; on PostgreSQL, holding the connection that holds the schedule's lock.
+    Run(Option<store::PooledConn>),
+}
+
+async fn cluster_turn(
+    pool: &store::DbPool,
+    key: &Arc<str>,
+    min_gap_ms: i64,
+) -> anyhow::Result<Turn> {
+    let (pool, key) = (pool.clone(), key.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Turn> {
+        let mut c = pool.get()?;
+        if !c.is_pg() {
+            return Ok(Turn::Run(None));
+        }
+        if !store::try_lock_named(&mut c, &key)? {
+            return Ok(Turn::Skip);
+        }
+        if !store::claim_schedule(&mut c, &key, min_gap_ms)? {
+            store::unlock_named(&mut c, &key)?;
+            return Ok(Turn::Skip);
+        }
+        Ok(Turn::Run(Some(c)))
+    })
+    .await?
+}
+
+/// Half the shortest gap between the next runs of a cron expression (with seconds), at least one
+/// second: two instances' runs of one slot fall within it, two slots never do.
+fn half_period_ms(cron: &str) -> i64 {
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(cron);
+    let Ok(c) = parsed else {
+        return 1000;
+    };
+    let times: Vec<_> = c.iter_after(chrono::Utc::now()).take(4).collect();
+    let gap = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_milliseconds())
+        .min()
+        .unwrap_or(2000);
+    (gap / 2).max(1000)
 }
 
 /// Open the store and build the shared exchange state. Returns the generated exchange password
@@ -405,6 +481,7 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
     let ex3 = ex.clone();
     on_schedule(
         &sched,
+        &ex.pool,
         "0 */5 * * * *",
         move || {
             let ex = ex3.clone();

@@ -208,11 +208,23 @@ async fn first_start_generates_a_password_shown_once_and_stores_only_its_hash() 
     let _ = child.kill();
     let _ = child.wait();
 
-    // Only the hash is kept.
+    // Only the hash is kept: in the data folder's files, and (on PostgreSQL) in the settings.
     let mut db = Vec::new();
     for f in walk(data.path()) {
         if let Ok(bytes) = std::fs::read(data.path().join(f)) {
             db.extend(bytes);
+        }
+    }
+    if obmen::store::testing::on_pg() {
+        use diesel::prelude::*;
+        use obmen::store::schema::settings;
+        let pool = obmen::store::open(&obmen::store::testing::url(data.path()), 1).unwrap();
+        let values: Vec<String> = settings::table
+            .select(settings::value)
+            .load(&mut pool.get().unwrap())
+            .unwrap();
+        for v in values {
+            db.extend(v.into_bytes());
         }
     }
     assert!(

@@ -157,7 +157,9 @@ pub fn summarize(conn: &mut Conn, sessions: Vec<SessionRow>) -> StoreResult<Vec<
         .select((
             exchange_requests::session_id,
             exchange_requests::filename,
-            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(COALESCE(SUM(bytes), 0) AS BIGINT)"),
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(COALESCE(SUM(bytes), 0) AS BIGINT)",
+            ),
         ))
         .load::<(Option<String>, Option<String>, i64)>(conn)?
     {

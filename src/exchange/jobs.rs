@@ -1,7 +1,10 @@
 //! Background import jobs. The database is the queue: a job row is created once per
 //! (session, filename) — a unique key, so repeated or concurrent `mode=import` calls can never
-//! start a second import — and one worker thread runs queued jobs in order. Jobs found `running`
-//! at start (the process died mid-import) are queued again: imports are idempotent.
+//! start a second import — and one worker thread per instance runs queued jobs in order. A job is
+//! claimed by one conditional update and leased by the instance running it (renewed while it
+//! runs); a job whose lease ran out (its instance died mid-import) is queued again — on SQLite,
+//! where one process owns the file, every `running` job is requeued at start. Imports are
+//! idempotent.
 
 use crate::per_backend;
 use std::collections::HashMap;
@@ -17,6 +20,28 @@ use crate::catalog::{self, ImportStats};
 use crate::i18n::Lang;
 use crate::store::schema::import_jobs::dsl as j;
 use crate::store::{now_ms, DbPool, StoreError, StoreResult};
+
+/// How long a running import job stays its instance's without a renewal.
+const JOB_LEASE: Duration = Duration::from_secs(60);
+
+/// Queue again the jobs left `running` by an instance that died: those whose lease ran out, or
+/// (`everything`, at the start of the one process of a SQLite database) all of them.
+fn requeue_abandoned(conn: &mut crate::store::Conn, everything: bool) -> StoreResult<usize> {
+    let running = j::import_jobs.filter(j::state.eq("running"));
+    let n = if everything {
+        diesel::update(running)
+            .set(j::state.eq("queued"))
+            .execute(conn)?
+    } else {
+        diesel::update(running.filter(j::lease_until.lt(now_ms()).or(j::lease_until.is_null())))
+            .set(j::state.eq("queued"))
+            .execute(conn)?
+    };
+    if n > 0 {
+        tracing::warn!(jobs = n, "import jobs of a stopped instance queued again");
+    }
+    Ok(n)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,9 +102,8 @@ impl JobRunner {
     pub fn start(pool: DbPool, lang: Lang) -> StoreResult<JobRunner> {
         {
             let mut conn = pool.get()?;
-            diesel::update(j::import_jobs.filter(j::state.eq("running")))
-                .set(j::state.eq("queued"))
-                .execute(&mut conn)?;
+            let everything = !conn.is_pg();
+            requeue_abandoned(&mut conn, everything)?;
         }
         let (tx, rx) = mpsc::channel::<()>();
         let runner = JobRunner {
@@ -277,21 +301,61 @@ impl JobRunner {
 
     fn next_job(&self) -> StoreResult<Option<(i32, PathBuf)>> {
         let mut conn = self.inner.pool.get()?;
-        let next = j::import_jobs
-            .filter(j::state.eq("queued"))
-            .order(j::id)
-            .select((j::id, j::path))
-            .first::<(i32, String)>(&mut conn)
-            .optional()?;
-        if let Some((id, _)) = &next {
-            diesel::update(j::import_jobs.filter(j::id.eq(*id)))
-                .set((j::state.eq("running"), j::started_at.eq(now_ms())))
-                .execute(&mut conn)?;
+        requeue_abandoned(&mut conn, false)?;
+        loop {
+            let next = j::import_jobs
+                .filter(j::state.eq("queued"))
+                .order(j::id)
+                .select((j::id, j::path))
+                .first::<(i32, String)>(&mut conn)
+                .optional()?;
+            let Some((id, path)) = next else {
+                return Ok(None);
+            };
+            // Another instance may take the same job at the same moment: the conditional
+            // update lets exactly one of them have it.
+            let now = now_ms();
+            let won = diesel::update(
+                j::import_jobs
+                    .filter(j::id.eq(id))
+                    .filter(j::state.eq("queued")),
+            )
+            .set((
+                j::state.eq("running"),
+                j::started_at.eq(now),
+                j::owner.eq(crate::store::instance_id()),
+                j::lease_until.eq(now + JOB_LEASE.as_millis() as i64),
+            ))
+            .execute(&mut conn)?;
+            if won == 1 {
+                return Ok(Some((id, PathBuf::from(path))));
+            }
         }
-        Ok(next.map(|(id, p)| (id, PathBuf::from(p))))
     }
 
     fn run_job(&self, id: i32, path: &Path) {
+        // Renew the lease while the import runs, so no other instance takes the job over.
+        let (stop, stopped) = mpsc::channel::<()>();
+        let pool = self.inner.pool.clone();
+        let heartbeat = std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(JOB_LEASE / 4) {
+                if let Ok(mut c) = pool.get() {
+                    let _ = diesel::update(
+                        j::import_jobs
+                            .filter(j::id.eq(id))
+                            .filter(j::owner.eq(crate::store::instance_id())),
+                    )
+                    .set(j::lease_until.eq(now_ms() + JOB_LEASE.as_millis() as i64))
+                    .execute(&mut c);
+                }
+            }
+        });
+        self.run_job_leased(id, path);
+        drop(stop);
+        let _ = heartbeat.join();
+    }
+
+    fn run_job_leased(&self, id: i32, path: &Path) {
         let started = std::time::Instant::now();
         let started_ms = now_ms();
         let result = self

@@ -119,9 +119,8 @@ pub fn write_query<W: std::io::Write>(
     schema: cml_out::Schema,
     lang: Lang,
 ) -> Result<(W, usize), QueryError> {
-    use diesel::Connection;
     let generated = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
-    let (out, written) = conn.transaction::<_, QueryError, _>(|conn| {
+    let (out, written) = conn.snapshot_transaction::<_, QueryError, _>(|conn| {
         let pending = store::pending_for_1c(conn)?;
         let mut w = cml_out::QueryWriter::new(out, charset, schema, lang);
         w.start(&generated)?;

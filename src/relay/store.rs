@@ -58,6 +58,18 @@ impl NewMessage {
 /// Put a message into the outbox (call it inside the transaction that decided the change).
 /// Returns the message id, or None when [`Enqueue::Once`] found one already.
 pub fn enqueue(conn: &mut Conn, m: &NewMessage, mode: Enqueue) -> QueryResult<Option<i32>> {
+    if conn.is_pg() && !matches!(mode, Enqueue::Always) {
+        // Instances deciding the same message at once: the key lock (held to the end of the
+        // transaction; a savepoint inside the caller's) makes the second see the first's row.
+        return conn.transaction(|conn| {
+            crate::store::lock_key(conn, &m.kind, &m.key)?;
+            enqueue_checked(conn, m, mode)
+        });
+    }
+    enqueue_checked(conn, m, mode)
+}
+
+fn enqueue_checked(conn: &mut Conn, m: &NewMessage, mode: Enqueue) -> QueryResult<Option<i32>> {
     let now = now_ms();
     let payload = m.payload.to_string();
     match mode {
@@ -112,6 +124,10 @@ type ClaimRow = (i32, String, String, String, String, i32, Option<i32>, i64);
 
 /// Claim up to `limit` due messages of a kind for `owner` for `lease`. Due: `pending`/`failed`
 /// whose time has come, or `in_flight` whose lease ran out (its worker died).
+///
+/// On PostgreSQL several instances claim at once: the due rows are locked `FOR UPDATE SKIP
+/// LOCKED`, so each instance takes rows no other is taking, and the lease marks them taken until
+/// the outcome is recorded. On SQLite the writer lock of `BEGIN IMMEDIATE` serialises claims.
 pub fn claim(
     conn: &mut Conn,
     kind: &str,
@@ -119,9 +135,24 @@ pub fn claim(
     owner: &str,
     lease: Duration,
 ) -> QueryResult<Vec<Message>> {
-    conn.immediate_transaction(|conn| {
+    match conn {
+        Conn::Pg(_) => conn.transaction(|conn| claim_in(conn, kind, limit, owner, lease)),
+        Conn::Sqlite(_) => {
+            conn.immediate_transaction(|conn| claim_in(conn, kind, limit, owner, lease))
+        }
+    }
+}
+
+fn claim_in(
+    conn: &mut Conn,
+    kind: &str,
+    limit: usize,
+    owner: &str,
+    lease: Duration,
+) -> QueryResult<Vec<Message>> {
+    {
         let now = now_ms();
-        let rows: Vec<ClaimRow> = outbox::table
+        let due = outbox::table
             .filter(outbox::kind.eq(kind))
             .filter(
                 outbox::state
@@ -142,8 +173,12 @@ pub fn claim(
                 outbox::attempts,
                 outbox::order_id,
                 outbox::created_at,
-            ))
-            .load(conn)?;
+            ));
+        let rows: Vec<ClaimRow> = match conn {
+            Conn::Pg(c) => due.for_update().skip_locked().load(c)?,
+            Conn::Sqlite(c) => due.load(c)?,
+        };
+        let rows = in_key_order(conn, kind, rows)?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -173,7 +208,44 @@ pub fn claim(
                 },
             )
             .collect())
-    })
+    }
+}
+
+/// Messages of one key go out one at a time, oldest first (a newer stock must not be overtaken
+/// by an older one sent late by another worker or instance): of the due rows, keep only the
+/// oldest of each key, and only when no older message of the key is still in flight.
+fn in_key_order(conn: &mut Conn, kind: &str, rows: Vec<ClaimRow>) -> QueryResult<Vec<ClaimRow>> {
+    use std::collections::HashMap;
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let mut oldest: HashMap<&str, i32> = HashMap::new();
+    for r in &rows {
+        let e = oldest.entry(r.3.as_str()).or_insert(r.0);
+        *e = (*e).min(r.0);
+    }
+    let keys: Vec<&str> = oldest.keys().copied().collect();
+    let mut busy: Vec<(String, i32)> = Vec::new();
+    for chunk in keys.chunks(500) {
+        busy.extend(
+            outbox::table
+                .filter(outbox::kind.eq(kind))
+                .filter(outbox::state.eq(state::IN_FLIGHT))
+                .filter(outbox::key.eq_any(chunk))
+                .select((outbox::key, outbox::id))
+                .load::<(String, i32)>(conn)?,
+        );
+    }
+    let blocked = |key: &str, id: i32| busy.iter().any(|(k, b)| k == key && *b < id);
+    let keep: Vec<bool> = rows
+        .iter()
+        .map(|r| oldest.get(r.3.as_str()) == Some(&r.0) && !blocked(&r.3, r.0))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect())
 }
 
 /// Retry policy numbers (see [`super::Policy`]).

@@ -136,6 +136,113 @@ fn numbered_placeholders(sql: &str) -> String {
     out
 }
 
+/// This process's name among the instances sharing a database (host, process id and a random
+/// part): owner of leases.
+pub fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        format!(
+            "{}-{}-{:08x}",
+            if host.is_empty() { "obmen" } else { &host },
+            std::process::id(),
+            rand::random::<u32>()
+        )
+    })
+}
+
+/// Claim this run of a schedule for this instance: true when no instance ran `job` in the last
+/// `min_gap_ms` (instances sharing a database fire the same cron at about the same moment; one
+/// of them runs it).
+pub fn claim_schedule(conn: &mut Conn, job: &str, min_gap_ms: i64) -> StoreResult<bool> {
+    use schema::schedule_runs::dsl as r;
+    per_backend!(conn, |c| {
+        diesel::insert_into(r::schedule_runs)
+            .values((r::job.eq(job), r::last_at.eq(0i64), r::owner.eq("")))
+            .on_conflict_do_nothing()
+            .execute(c)
+    })?;
+    let now = now_ms();
+    let n = diesel::update(
+        r::schedule_runs
+            .filter(r::job.eq(job))
+            .filter(r::last_at.le(now - min_gap_ms)),
+    )
+    .set((r::last_at.eq(now), r::owner.eq(instance_id())))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Take the session advisory lock named `name` if free (PostgreSQL; true on SQLite).
+pub fn try_lock_named(conn: &mut Conn, name: &str) -> QueryResult<bool> {
+    if !conn.is_pg() {
+        return Ok(true);
+    }
+    let r: Locked = sql_query(conn, "SELECT pg_try_advisory_lock(hashtext(?)) AS locked")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(conn)?;
+    Ok(r.locked)
+}
+
+/// Release what [`try_lock_named`] took.
+pub fn unlock_named(conn: &mut Conn, name: &str) -> QueryResult<()> {
+    if conn.is_pg() {
+        sql_query(conn, "SELECT pg_advisory_unlock(hashtext(?)) AS locked")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Serialise, across every instance, the check-then-insert of outbox messages with one key (a
+/// no-op on SQLite, whose writer lock already does): a transaction advisory lock on the key,
+/// held until the surrounding transaction ends.
+pub fn lock_key(conn: &mut Conn, kind: &str, key: &str) -> QueryResult<()> {
+    if conn.is_pg() {
+        sql_query(conn, "SELECT pg_advisory_xact_lock(hashtext(?))")
+            .bind::<diesel::sql_types::Text, _>(format!("{kind}\n{key}"))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+impl Conn {
+    /// A read transaction whose statements all see one moment of the database: SQLite's
+    /// deferred transaction (its read snapshot), PostgreSQL's `REPEATABLE READ` (under the
+    /// default `READ COMMITTED` every statement would see the latest commits).
+    pub fn snapshot_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            Conn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
+            Conn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            )?,
+        }
+        match f(self) {
+            Ok(v) => {
+                <Conn as Connection>::TransactionManager::commit_transaction(self)?;
+                Ok(v)
+            }
+            Err(e) => {
+                <Conn as Connection>::TransactionManager::rollback_transaction(self)?;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// The advisory lock key of [`Conn::immediate_transaction`] on PostgreSQL.
 pub const WRITE_LOCK: i64 = 0x6f626d656e_01;
 

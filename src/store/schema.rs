@@ -97,6 +97,8 @@ diesel::table! {
         error -> Nullable<Text>,
         error_line -> Nullable<BigInt>,
         error_column -> Nullable<BigInt>,
+        owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
     }
 }
 
@@ -271,7 +273,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    schedule_runs (job) {
+        job -> Text,
+        last_at -> BigInt,
+        owner -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    schedule_runs,
     settings,
     exchange_sessions,
     exchange_requests,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -162,7 +161,7 @@ pub async fn get(
     let ex2 = ex.get_ref().clone();
     let res = block(&ex2, move |c| {
         // One read transaction: the order, its timeline and shipments from the same moment.
-        c.transaction::<_, OrderError, _>(|c| {
+        c.snapshot_transaction::<_, OrderError, _>(|c| {
             let Some(o) = store::get(c, &n2)? else {
                 return Ok(None);
             };

@@ -229,7 +229,10 @@ pub fn with_db(cmd: &mut Command, data: &Path) {
 /// [`with_db`]); empty on SQLite.
 pub fn db_envs(data: impl AsRef<Path>) -> Vec<(&'static str, String)> {
     if obmen::store::testing::on_pg() {
-        vec![("OBMEN_DATABASE_URL", obmen::store::testing::url(data.as_ref()))]
+        vec![(
+            "OBMEN_DATABASE_URL",
+            obmen::store::testing::url(data.as_ref()),
+        )]
     } else {
         Vec::new()
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use diesel::Connection;
 
 use super::text::Table;
 use super::Ctx;
@@ -279,7 +278,7 @@ async fn show(
     let n2 = number.clone();
     // One read transaction, as the API: order, timeline, shipments and documents together.
     let res = super::db(&ex, move |c| {
-        c.transaction::<_, StoreError, _>(|c| {
+        c.snapshot_transaction::<_, StoreError, _>(|c| {
             let Some(o) = store::get(c, &n2)? else {
                 return Ok(None);
             };
