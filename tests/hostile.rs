@@ -150,7 +150,8 @@ async fn malformed_xml_is_refused_and_changes_nothing() {
         (
             "truncated mid-UTF-8 character",
             valid.as_bytes()[..mid_utf8].to_vec(),
-            "failure\nФайл объявлен в кодировке UTF-8, но содержит байты, недопустимые в UTF-8; похоже, он записан в windows-1251 — укажите её в заголовке <?xml … encoding=\"windows-1251\"?>: строка 9, столбец 56",
+            "failure
+Файл оборван посреди символа UTF-8: он передан не полностью, повторите выгрузку: строка 9, столбец 56",
         ),
         (
             "truncated after the declaration",
@@ -663,6 +664,7 @@ async fn credentials_cookies_and_parameters() {
     let many: Vec<String> = (0..1001).map(|i| format!("k{i}=v")).collect();
     let many = format!("type=catalog&mode=init&{}", many.join("&"));
     // (case, query, Authorization, Cookie, status, answer)
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, String, Option<&str>, Option<&str>, u16, &str)> = vec![
         ("checkauth without credentials", "type=catalog&mode=checkauth".into(), None, None, 401, "failure\nТребуется авторизация."),
         ("checkauth wrong password", "type=catalog&mode=checkauth".into(), Some(&wrong_pw), None, 200, WRONG_PASSWORD),
@@ -829,6 +831,7 @@ async fn api_refuses_bad_tokens_bodies_and_methods() {
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(3 * 1024 * 1024));
     // (case, method, path, Authorization, body, status, JSON answer)
     let bearer = format!("Bearer {API_TOKEN}");
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(
         &str,
         &str,
