@@ -431,6 +431,9 @@ pub struct ExchangeConfig {
     /// Raw files of this many latest exchanges are kept for download and replay
     /// (`OBMEN_EXCHANGE_KEEP_EXCHANGES`); older upload folders are removed by a schedule.
     pub keep_exchanges: usize,
+    /// An upload (`mode=file`) with no data for this many seconds is refused
+    /// (`OBMEN_EXCHANGE_UPLOAD_IDLE_SECS`): a stalled or trickling client cannot hold it open.
+    pub upload_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -529,6 +532,7 @@ impl Default for ExchangeConfig {
             zip_max_entries: 200_000,
             zip_max_ratio: 200,
             keep_exchanges: 30,
+            upload_idle_secs: 60,
         }
     }
 }
@@ -630,6 +634,9 @@ impl Config {
         }
         if let Some(v) = nonempty("OBMEN_EXCHANGE_KEEP_EXCHANGES") {
             self.exchange.keep_exchanges = parse("OBMEN_EXCHANGE_KEEP_EXCHANGES", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_EXCHANGE_UPLOAD_IDLE_SECS") {
+            self.exchange.upload_idle_secs = parse("OBMEN_EXCHANGE_UPLOAD_IDLE_SECS", &v)?;
         }
         if let Some(v) = nonempty("OBMEN_API_TOKEN") {
             self.api.token = Some(v);

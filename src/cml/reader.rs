@@ -58,6 +58,8 @@ pub enum InvalidKind {
     TooDeep(usize),
     /// No element at all.
     NoRoot,
+    /// The file ends inside a UTF-8 character (an incomplete upload).
+    CutCharacter,
 }
 
 impl InvalidKind {
@@ -160,6 +162,14 @@ impl InvalidKind {
             }
             (NoRoot, Lang::Ru) => "Файл пуст или не содержит XML-элементов".to_string(),
             (NoRoot, Lang::En) => "The file is empty or has no XML element".to_string(),
+            (CutCharacter, Lang::Ru) => {
+                "Файл оборван посреди символа UTF-8: он передан не полностью, повторите выгрузку"
+                    .to_string()
+            }
+            (CutCharacter, Lang::En) => {
+                "The file is cut short inside a UTF-8 character: it was not sent completely, send it again"
+                    .to_string()
+            }
         }
     }
 }
@@ -1257,6 +1267,9 @@ impl<R: Read> CmlReader<R> {
                     column,
                     kind: InvalidKind::DeclaredButUtf8 { declared },
                 },
+                SourceProblem::CutCharacter { offset } => {
+                    self.invalid_at(offset, InvalidKind::CutCharacter)
+                }
                 SourceProblem::UnknownEncoding { label } => CmlError::Invalid {
                     line: 1,
                     column: 1,
@@ -1692,6 +1705,22 @@ mod tests {
         }
         let e = error(xml.as_bytes());
         assert_eq!(e.kind(), Some(&InvalidKind::TooDeep(MAX_DEPTH)));
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_character_is_reported_as_cut_short() {
+        // "…Пр" with the last byte of "р" missing.
+        let mut raw = "<КоммерческаяИнформация>Пр".as_bytes().to_vec();
+        raw.pop();
+        assert_eq!(error(&raw).kind(), Some(&InvalidKind::CutCharacter));
+        // An invalid byte in the middle is still an encoding problem.
+        let mut raw = "<КоммерческаяИнформация>".as_bytes().to_vec();
+        raw.extend_from_slice(b"\xff</x>");
+        let e = error(&raw);
+        assert!(
+            matches!(e.kind(), Some(InvalidKind::WrongEncoding { .. })),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(crate) enum SourceProblem {
     },
     /// `encoding="…"` names nothing encoding_rs knows.
     UnknownEncoding { label: String },
+    /// A UTF-8 file that ends inside a multi-byte character: cut short, not mis-encoded.
+    CutCharacter { offset: u64 },
 }
 
 struct Chunk {
@@ -307,8 +309,11 @@ impl<R: Read> Source<R> {
             Mode::Decode(_) => self.take_decoded(true)?,
             _ => {
                 if self.raw.len() > self.raw_pos {
-                    // A UTF-8 sequence cut by the end of the file.
-                    self.fail_invalid(self.cur.end());
+                    // A UTF-8 sequence cut by the end of the file: the file is incomplete.
+                    self.problem = Some(SourceProblem::CutCharacter {
+                        offset: self.cur.end(),
+                    });
+                    self.failed = true;
                 }
                 false
             }

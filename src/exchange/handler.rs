@@ -284,6 +284,22 @@ async fn handle(
     j: &mut Journal,
 ) -> Answer {
     let lang = ex.lang();
+    // 1C sends GET and POST only; anything else (PUT, DELETE, …) is refused before any effect.
+    if !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::POST
+    ) {
+        return Answer::failure(&match lang {
+            Lang::Ru => format!(
+                "Метод {} не поддерживается: обмен принимает только GET и POST.",
+                req.method()
+            ),
+            Lang::En => format!(
+                "Method {} is not supported: the exchange accepts GET and POST only.",
+                req.method()
+            ),
+        });
+    }
     let mut params = match Params::parse(req.query_string()) {
         Ok(p) => p,
         Err(e) => return Answer::failure(&e.describe(lang)),
@@ -770,8 +786,28 @@ async fn file(
     let mut written: u64 = 0;
     let mut first_bytes = Vec::new();
     let mut failure: Option<String> = None;
-    while let Some(chunk) = payload.next().await {
-        let chunk = match chunk {
+    // A client that stops sending (or trickles a byte now and then: slowloris) is cut off after
+    // `upload_idle_secs` without data, so it cannot hold a worker and a file open for ever.
+    let idle = Duration::from_secs(ex.cfg.exchange.upload_idle_secs.max(1));
+    loop {
+        let next = match tokio::time::timeout(idle, payload.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_) => {
+                failure = Some(match lang {
+                    Lang::Ru => format!(
+                        "Файл получен не полностью: за {} с не пришло ни одного байта.",
+                        idle.as_secs()
+                    ),
+                    Lang::En => format!(
+                        "The upload was interrupted: no data for {} s.",
+                        idle.as_secs()
+                    ),
+                });
+                break;
+            }
+        };
+        let chunk = match next {
             Ok(c) => c,
             Err(e) => {
                 failure = Some(match lang {

@@ -368,3 +368,59 @@ pub async fn not_found(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpRe
         "No such API endpoint.",
     )
 }
+
+/// A known API path asked with a method it does not take.
+pub async fn method_not_allowed(req: HttpRequest, ex: web::Data<Arc<Exchange>>) -> HttpResponse {
+    if let Err(r) = authorize(&req, &ex) {
+        return r;
+    }
+    error(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("Method {} is not allowed here.", req.method()),
+    )
+}
+
+/// Largest JSON body the API reads (bytes).
+pub const MAX_JSON_BODY: usize = 256 * 1024;
+
+/// Read a request body of at most [`MAX_JSON_BODY`] bytes; `Err` is the JSON error to send
+/// (413 when it is larger, refused as soon as the limit is passed).
+#[allow(clippy::result_large_err)] // an HttpResponse is the natural error here
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, HttpResponse> {
+    use actix_web::http::StatusCode;
+    use futures_util::StreamExt;
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("The body is larger than the limit of {MAX_JSON_BODY} bytes."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                &format!("The body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_JSON_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

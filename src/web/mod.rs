@@ -77,6 +77,12 @@ pub fn configure(
                 "/reports/reconciliation/latest",
                 web::get().to(reports_api::latest),
             )
+            // A known path with a method it does not take: 405 with a JSON error.
+            .route("/orders", web::route().to(api::method_not_allowed))
+            .route("/catalog/summary", web::route().to(api::method_not_allowed))
+            .route("/exchanges", web::route().to(api::method_not_allowed))
+            .route("/outbox", web::route().to(api::method_not_allowed))
+            .route("/calls", web::route().to(api::method_not_allowed))
             .default_service(web::to(api::not_found)),
     );
 }

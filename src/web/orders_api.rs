@@ -118,12 +118,16 @@ fn order_error(e: &OrderError, lang: crate::i18n::Lang) -> HttpResponse {
 /// `POST /api/v1/orders` → 201 `{"number"}`; the same channel + external_id again → 200.
 pub async fn create(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     ex: web::Data<Arc<Exchange>>,
 ) -> HttpResponse {
     if let Err(r) = authorize(&req, &ex) {
         return r;
     }
+    let body = match super::api::read_body(&req, payload).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let input: OrderInput = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => {
