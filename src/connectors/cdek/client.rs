@@ -443,7 +443,12 @@ impl CdekClient {
                             // page with a JSON type), not as a success the caller then rejects.
                             Err(CallError::Malformed(format!(
                                 "HTTP {status} with a body that is not JSON: {}",
-                                lossy(&b, 200)
+                                if endpoint == "/oauth/token" {
+                                    // Never journal (part of) a token.
+                                    "<token answer>".to_string()
+                                } else {
+                                    lossy(&b, 200)
+                                }
                             )))
                         } else if (200..300).contains(&status) {
                             Ok(Reply {

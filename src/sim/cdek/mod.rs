@@ -74,7 +74,8 @@
 //!   `{"errors":[{"code":"too_many_requests"}]}` (test-only shape), 500 `v2_internal_error`, or held
 //!   `timeout_ms` then 504 (with `apply_before_timeout` the call is performed first — a create
 //!   that "timed out" exists), or garbage: half of those a proxy's HTML `502 Bad Gateway` page
-//!   (not performed), half the real answer cut in the middle (performed; stats
+//!   (not performed), half the real JSON answer cut in the middle (performed; a PDF download
+//!   gets the page instead; stats
 //!   `garbage_html` / `garbage_truncated`). `{}` resets; `GET /sim/faults`.
 //! - `POST /sim/config` partial `{production, process_delay_ms, print_delay_ms, token_ttl_secs,
 //!   print_ttl_secs, client_id, client_secret, fail_next_create:"<code>"}` → the config (also GET).
@@ -664,7 +665,8 @@ fn roll_fault(st: &mut State, key: &str) -> Fault {
     } else if r < a + b + c {
         (Fault::Timeout, "timeout")
     } else if r < a + b + c + d {
-        if st.rng.gen_bool(0.5) {
+        // A file download is not cut (nothing in its bytes would tell): a proxy page instead.
+        if st.rng.gen_bool(0.5) || key.ends_with(".pdf") {
             (Fault::ProxyPage, "garbage_html")
         } else {
             (Fault::Truncated, "garbage_truncated")
