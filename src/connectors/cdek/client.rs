@@ -435,7 +435,22 @@ impl CdekClient {
                         } else {
                             lossy(&b, journal::EXCERPT + 16)
                         };
-                        let result = if (200..300).contains(&status) {
+                        let result = if (200..300).contains(&status)
+                            && ct.contains("json")
+                            && serde_json::from_slice::<serde::de::IgnoredAny>(&b).is_err()
+                        {
+                            // Journaled as the failure it is (an answer cut short, a proxy's
+                            // page with a JSON type), not as a success the caller then rejects.
+                            Err(CallError::Malformed(format!(
+                                "HTTP {status} with a body that is not JSON: {}",
+                                if endpoint == "/oauth/token" {
+                                    // Never journal (part of) a token.
+                                    "<token answer>".to_string()
+                                } else {
+                                    lossy(&b, 200)
+                                }
+                            )))
+                        } else if (200..300).contains(&status) {
                             Ok(Reply {
                                 status,
                                 content_type: ct,

@@ -172,6 +172,19 @@ impl Client {
         body: &Value,
         messages: usize,
     ) -> (Result<Reply, CallError>, Option<i64>) {
+        self.exchange(endpoint, body, messages, false).await
+    }
+
+    /// One journaled call. A 200 whose body is not JSON though JSON was expected (`json`) or
+    /// announced (its Content-Type) is a [`CallError::Malformed`], journaled as the failed try
+    /// it is rather than as a success its caller then rejects.
+    async fn exchange(
+        &self,
+        endpoint: &str,
+        body: &Value,
+        messages: usize,
+        json: bool,
+    ) -> (Result<Reply, CallError>, Option<i64>) {
         if endpoint == "/v2/products/stocks" {
             self.stocks.until_ready().await;
         }
@@ -220,7 +233,15 @@ impl Client {
                         } else {
                             lossy(&b, journal::EXCERPT + 16)
                         };
-                        let result = if status == 200 {
+                        let result = if status == 200
+                            && (json || ct.contains("json"))
+                            && serde_json::from_slice::<serde::de::IgnoredAny>(&b).is_err()
+                        {
+                            Err(CallError::Malformed(format!(
+                                "HTTP 200 with a body that is not JSON: {}",
+                                lossy(&b, 200)
+                            )))
+                        } else if status == 200 {
                             Ok(Reply {
                                 status,
                                 content_type: ct,
@@ -278,7 +299,7 @@ impl Client {
         body: &Value,
         messages: usize,
     ) -> (Result<Value, CallError>, Option<i64>) {
-        let (r, id) = self.post(endpoint, body, messages).await;
+        let (r, id) = self.exchange(endpoint, body, messages, true).await;
         (r.and_then(|r| r.json()), id)
     }
 

@@ -60,6 +60,7 @@ pub fn handle(sim: &Sim, method: &str, path: &str, body: &[u8]) -> Out {
 fn faults_json(f: &Faults) -> Value {
     json!({
         "rate_429": f.rate_429, "rate_500": f.rate_500, "rate_timeout": f.rate_timeout,
+        "rate_garbage": f.rate_garbage,
         "timeout_ms": f.timeout_ms, "apply_before_timeout": f.apply_before_timeout,
         "seed": f.seed, "only": f.only,
     })
@@ -70,7 +71,7 @@ fn faults(st: &mut State, b: &Value) -> Out {
         Ok(f) => f,
         Err(e) => return bad(format!("Invalid request body: {e}")),
     };
-    for r in [f.rate_429, f.rate_500, f.rate_timeout] {
+    for r in [f.rate_429, f.rate_500, f.rate_timeout, f.rate_garbage] {
         if !(0.0..=1.0).contains(&r) {
             return bad("rates must be between 0 and 1");
         }

@@ -69,11 +69,14 @@
 //! counted in stats as `webhooks_sent` / `webhooks_failed`.
 //!
 //! # Control API (no auth, under `/sim/`)
-//! - `POST /sim/faults {"rate_429","rate_500","rate_timeout","timeout_ms","apply_before_timeout","seed","only":["POST /v2/orders"]}`:
+//! - `POST /sim/faults {"rate_429","rate_500","rate_timeout","rate_garbage","timeout_ms","apply_before_timeout","seed","only":["POST /v2/orders"]}`:
 //!   shares of API calls (after auth; `only` limits them to some endpoints) answered 429
 //!   `{"errors":[{"code":"too_many_requests"}]}` (test-only shape), 500 `v2_internal_error`, or held
 //!   `timeout_ms` then 504 (with `apply_before_timeout` the call is performed first — a create
-//!   that "timed out" exists). `{}` resets; `GET /sim/faults`.
+//!   that "timed out" exists), or garbage: half of those a proxy's HTML `502 Bad Gateway` page
+//!   (not performed), half the real JSON answer cut in the middle (performed; a PDF download
+//!   gets the page instead; stats
+//!   `garbage_html` / `garbage_truncated`). `{}` resets; `GET /sim/faults`.
 //! - `POST /sim/config` partial `{production, process_delay_ms, print_delay_ms, token_ttl_secs,
 //!   print_ttl_secs, client_id, client_secret, fail_next_create:"<code>"}` → the config (also GET).
 //! - `POST /sim/orders/{uuid}/status {"code":"RECEIVED_AT_SHIPMENT_WAREHOUSE"}` appends a status
@@ -639,6 +642,10 @@ enum Fault {
     TooMany,
     Internal,
     Timeout,
+    /// A proxy's HTML error page (502); the call never reached CDEK.
+    ProxyPage,
+    /// The real answer cut short (200); the call was performed.
+    Truncated,
 }
 
 fn roll_fault(st: &mut State, key: &str) -> Fault {
@@ -646,10 +653,10 @@ fn roll_fault(st: &mut State, key: &str) -> Fault {
     if !f.only.is_empty() && !f.only.iter().any(|k| k == key) {
         return Fault::None;
     }
-    if f.rate_429 + f.rate_500 + f.rate_timeout <= 0.0 {
+    if f.rate_429 + f.rate_500 + f.rate_timeout + f.rate_garbage <= 0.0 {
         return Fault::None;
     }
-    let (a, b, c) = (f.rate_429, f.rate_500, f.rate_timeout);
+    let (a, b, c, d) = (f.rate_429, f.rate_500, f.rate_timeout, f.rate_garbage);
     let r: f64 = st.rng.gen();
     let (fault, name) = if r < a {
         (Fault::TooMany, "429")
@@ -657,6 +664,13 @@ fn roll_fault(st: &mut State, key: &str) -> Fault {
         (Fault::Internal, "500")
     } else if r < a + b + c {
         (Fault::Timeout, "timeout")
+    } else if r < a + b + c + d {
+        // A file download is not cut (nothing in its bytes would tell): a proxy page instead.
+        if st.rng.gen_bool(0.5) || key.ends_with(".pdf") {
+            (Fault::ProxyPage, "garbage_html")
+        } else {
+            (Fault::Truncated, "garbage_truncated")
+        }
     } else {
         return Fault::None;
     };
@@ -738,9 +752,33 @@ async fn dispatch(req: HttpRequest, body: web::Bytes, sim: web::Data<Sim>) -> Ht
                 "Gateway timeout (simulated)",
             ))
         }
+        Fault::ProxyPage => HttpResponse::BadGateway()
+            .content_type("text/html")
+            .body(PROXY_PAGE),
+        Fault::Truncated => {
+            let (status, body) = match run() {
+                Out::Json(status, v) => (status, v.to_string()),
+                other => return respond(other),
+            };
+            let cut = body.len() / 2;
+            let cut = (0..=cut)
+                .rev()
+                .find(|i| body.is_char_boundary(*i))
+                .unwrap_or(0);
+            HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status)
+                    .unwrap_or(actix_web::http::StatusCode::OK),
+            )
+            .content_type("application/json")
+            .body(body[..cut].to_string())
+        }
         Fault::None => respond(run()),
     }
 }
+
+/// What a reverse proxy in front of an API answers when the upstream is down.
+const PROXY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
 /// Delivers webhooks (one POST each, 3 s timeout, no retry) until the simulator is dropped.
 async fn webhook_worker(mut rx: mpsc::UnboundedReceiver<(String, Value)>, sim: Weak<Sim>) {

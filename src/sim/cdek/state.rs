@@ -208,6 +208,9 @@ pub struct Faults {
     pub rate_429: f64,
     pub rate_500: f64,
     pub rate_timeout: f64,
+    /// Share of calls answered with garbage: half of them a proxy's HTML error page (502, the
+    /// call not performed), half the real answer cut short (200, the call performed).
+    pub rate_garbage: f64,
     pub timeout_ms: u64,
     /// With a timeout fault, perform the call first, then hang.
     pub apply_before_timeout: bool,
