@@ -33,6 +33,64 @@ pub struct Config {
     /// obmen's address as the outside world reaches it (`OBMEN_PUBLIC_URL`), used in links it
     /// hands out: card images for Ozon, label and waybill links to 1C. Default: from `listen`.
     pub public_url: Option<String>,
+    /// HTTPS for `serve` (`[server]`).
+    pub server: ServerConfig,
+    /// How long journals are kept (`[retention]`).
+    pub retention: RetentionConfig,
+    /// Scheduled backups (`[backup]`).
+    pub backup: BackupConfig,
+}
+
+/// `[server]`: optional TLS. Both paths set → `serve` speaks HTTPS only (rustls).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// PEM certificate chain (`OBMEN_TLS_CERT`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (`OBMEN_TLS_KEY`).
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[retention]` (`OBMEN_RETENTION_<KEY>`): rows of the journals older than this are deleted
+/// by a daily schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days the 1C request journal and the API call journal are kept; 0 = forever.
+    pub journal_days: u64,
+    /// When the retention runs (cron with seconds).
+    pub schedule: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            journal_days: 90,
+            schedule: "0 15 3 * * *".into(),
+        }
+    }
+}
+
+/// `[backup]` (`OBMEN_BACKUP_<KEY>`): with `dir` set, `serve` writes a backup on `schedule`
+/// into a new folder under `dir` and keeps the newest `keep` of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    pub dir: Option<PathBuf>,
+    /// Cron with seconds; default daily at 03:30.
+    pub schedule: String,
+    /// Backups kept in `dir` (older `obmen-*` backup folders are removed); at least 1.
+    pub keep: usize,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: None,
+            schedule: "0 30 3 * * *".into(),
+            keep: 7,
+        }
+    }
 }
 
 /// The outbox's retry policy (`[relay]`).
@@ -513,6 +571,9 @@ impl Default for Config {
             cdek: CdekConfig::default(),
             dpd: DpdConfig::default(),
             public_url: None,
+            server: ServerConfig::default(),
+            retention: RetentionConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -548,6 +609,58 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
+    #[error("config file {path}: {message}")]
+    Permissions { path: PathBuf, message: String },
+}
+
+/// Unix: a config file that group or others may write is refused (whoever can write it can
+/// point obmen anywhere); one that others may read while it holds secrets gives a warning (the
+/// returned text). Group-readable is fine (a service group). Elsewhere: no check.
+pub fn check_file_permissions(path: &Path, cfg: &Config) -> Result<Option<String>, ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o022 != 0 {
+            return Err(ConfigError::Permissions {
+                path: path.to_path_buf(),
+                message: format!(
+                    "writable by group or others (mode {:o}); run: chmod go-w {}",
+                    mode & 0o777,
+                    path.display()
+                ),
+            });
+        }
+        let secrets = cfg.exchange.password.is_some()
+            || cfg.api.token.is_some()
+            || cfg.ozon.api_key.is_some()
+            || cfg.cdek.client_secret.is_some()
+            || cfg.dpd.client_key.is_some()
+            || cfg
+                .database_url
+                .as_deref()
+                .is_some_and(|u| mask_url_password(u) != u);
+        if secrets && mode & 0o004 != 0 {
+            return Ok(Some(format!(
+                "WARNING: config file {} holds secrets and is readable by every local user (mode {:o}); run: chmod o-r {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+        Ok(None)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, cfg);
+        Ok(None)
+    }
 }
 
 impl Config {
@@ -561,10 +674,15 @@ impl Config {
                     path: path.clone(),
                     source,
                 })?;
-                toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
+                let cfg = toml::from_str::<Config>(&text).map_err(|e| ConfigError::Parse {
                     path: path.clone(),
                     message: e.to_string(),
-                })?
+                })?;
+                if let Some(warning) = check_file_permissions(&path, &cfg)? {
+                    eprintln!("obmen: {warning}");
+                    tracing::warn!("{warning}");
+                }
+                cfg
             }
             None => Config::default(),
         };
@@ -665,6 +783,14 @@ impl Config {
         self.ozon.apply_env(&get)?;
         apply_env_section(&mut self.cdek, "OBMEN_CDEK", &["default_weight_g"], &get)?;
         apply_env_section(&mut self.dpd, "OBMEN_DPD", &["default_weight_g"], &get)?;
+        if let Some(v) = nonempty("OBMEN_TLS_CERT") {
+            self.server.tls_cert = Some(PathBuf::from(v));
+        }
+        if let Some(v) = nonempty("OBMEN_TLS_KEY") {
+            self.server.tls_key = Some(PathBuf::from(v));
+        }
+        apply_env_section(&mut self.retention, "OBMEN_RETENTION", &[], &get)?;
+        apply_env_section(&mut self.backup, "OBMEN_BACKUP", &[], &get)?;
         Ok(())
     }
 
@@ -880,5 +1006,40 @@ mod tests {
         c.api.token = Some("tok".into());
         let text = toml::to_string(&c.masked()).unwrap();
         assert!(!text.contains("secret") && !text.contains("tok\""));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn config_file_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("obmen.toml");
+        let set = |mode: u32| {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        std::fs::write(&f, "[api]\ntoken = \"t0ken\"\n").unwrap();
+        for mode in [0o600, 0o640, 0o400] {
+            set(mode);
+            assert!(Config::load(Some(&f)).is_ok(), "{mode:o}");
+            let cfg = Config::load(Some(&f)).unwrap();
+            assert_eq!(check_file_permissions(&f, &cfg).unwrap(), None, "{mode:o}");
+        }
+        for mode in [0o660, 0o606, 0o666, 0o622] {
+            set(mode);
+            let e = Config::load(Some(&f)).unwrap_err().to_string();
+            assert!(e.contains("writable by group or others"), "{mode:o}: {e}");
+            assert!(e.contains("chmod go-w"), "{e}");
+        }
+        set(0o644);
+        let cfg = Config::load(Some(&f)).unwrap();
+        let w = check_file_permissions(&f, &cfg)
+            .unwrap()
+            .expect("a warning");
+        assert!(w.contains("readable by every local user"), "{w}");
+        assert!(!w.contains("t0ken"), "{w}");
+        // Without secrets a world-readable file is fine.
+        std::fs::write(&f, "listen = \"127.0.0.1:1\"\n").unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(check_file_permissions(&f, &cfg).unwrap(), None);
     }
 }

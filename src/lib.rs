@@ -4,6 +4,7 @@
 //! the `store` with change detection, `web` serves the API. See ARCHITECTURE in the README.
 
 pub mod alerts;
+pub mod backup;
 pub mod catalog;
 pub mod cml;
 pub mod config;

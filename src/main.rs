@@ -74,6 +74,17 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Write a backup (database snapshot, documents, media, kept exchange files, manifest.json)
+    /// into a new folder DIR/obmen-<time>; safe while the server runs. Prints one JSON line.
+    Backup { dir: PathBuf },
+    /// Restore a backup folder (the one holding manifest.json) into the configured database and
+    /// data folder. Checks every checksum first; refuses while a server uses the data folder.
+    Restore {
+        dir: PathBuf,
+        /// Replace an existing database and data files.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run a local simulator of an external API (for tests and demo mode).
     Sim {
         #[command(subcommand)]
@@ -295,6 +306,17 @@ fn main() -> ExitCode {
         } => gen_catalog(goods, seed, images, &dir),
         Command::Sim { target } => sim(target),
         Command::User { action } => user(&cfg, action),
+        Command::Backup { dir } => obmen::backup::backup(&cfg, &dir)
+            .map(|(path, m)| {
+                println!(
+                    "{}",
+                    json!({"backup": path, "database": m.database.kind, "migration": m.database.migration, "files": m.files.len(), "bytes": m.files.iter().map(|f| f.size).sum::<u64>()})
+                )
+            })
+            .map_err(|e| e.to_string()),
+        Command::Restore { dir, force } => obmen::backup::restore(&cfg, &dir, force)
+            .map(|r| println!("{}", json!({"restored": r})))
+            .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -498,8 +498,64 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
         "removing old exchange files failed",
     )
     .await?;
+    start_retention(&ex, &sched).await?;
     sched.start().await?;
     Ok(sched)
+}
+
+/// Journal retention (`[retention]`) and scheduled backups (`[backup]`).
+async fn start_retention(ex: &Arc<Exchange>, sched: &JobScheduler) -> anyhow::Result<()> {
+    let days = ex.cfg.retention.journal_days;
+    if days > 0 {
+        let pool = ex.pool.clone();
+        on_schedule(
+            sched,
+            &ex.cfg.retention.schedule,
+            move || {
+                let pool = pool.clone();
+                async move {
+                    let before = store::now_ms() - (days as i64) * 86_400_000;
+                    let n = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                        let mut c = pool.get()?;
+                        Ok(crate::backup::prune_journals(&mut c, before)?)
+                    })
+                    .await??;
+                    tracing::info!(
+                        exchange_requests = n.exchange_requests,
+                        api_calls = n.api_calls,
+                        "journal retention: old rows removed"
+                    );
+                    Ok(())
+                }
+            },
+            "journal retention failed",
+        )
+        .await?;
+    }
+    if let Some(dir) = ex.cfg.backup.dir.clone() {
+        let cfg = ex.cfg.clone();
+        on_schedule(
+            sched,
+            &ex.cfg.backup.schedule,
+            move || {
+                let (cfg, dir) = (cfg.clone(), dir.clone());
+                async move {
+                    let keep = cfg.backup.keep;
+                    let (path, pruned) =
+                        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                            let (path, _) = crate::backup::backup(&cfg, &dir)?;
+                            Ok((path, crate::backup::prune(&dir, keep)?))
+                        })
+                        .await??;
+                    tracing::info!(backup = %path.display(), removed = pruned, "backup written");
+                    Ok(())
+                }
+            },
+            "scheduled backup failed",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The dashboard user `serve --demo` creates when there is none.
@@ -514,6 +570,12 @@ pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let listen = cfg.listen.clone();
     let login = cfg.exchange.login.clone();
+    // SQLite: held until `serve` returns (the OS drops it if the process dies); `obmen restore`
+    // refuses while it is taken. (Several instances share a PostgreSQL database, so no lock.)
+    let _data_lock = match crate::backup::database(&cfg) {
+        crate::backup::Db::Sqlite(_) => Some(crate::backup::lock_data_dir(&cfg.data_dir)?),
+        crate::backup::Db::Postgres(_) => None,
+    };
     let (ex, generated) = tokio::task::spawn_blocking(move || build(cfg)).await??;
     if let Some(password) = generated {
         println!("obmen: generated the 1C exchange password (shown only this once, only its hash is stored):");
