@@ -510,6 +510,7 @@ async fn start_retention(ex: &Arc<Exchange>, sched: &JobScheduler) -> anyhow::Re
         let pool = ex.pool.clone();
         on_schedule(
             sched,
+            &ex.pool,
             &ex.cfg.retention.schedule,
             move || {
                 let pool = pool.clone();
@@ -536,6 +537,7 @@ async fn start_retention(ex: &Arc<Exchange>, sched: &JobScheduler) -> anyhow::Re
         let cfg = ex.cfg.clone();
         on_schedule(
             sched,
+            &ex.pool,
             &ex.cfg.backup.schedule,
             move || {
                 let (cfg, dir) = (cfg.clone(), dir.clone());
