@@ -209,6 +209,17 @@ impl World {
         dead
     }
 
+    /// Keep a copy of the data folder (database, uploads) after a failure, for a post-mortem.
+    fn keep(&self, what: &str) {
+        let to = std::env::temp_dir().join(format!("obmen-crash-{}", std::process::id()));
+        let _ = Command::new("cp")
+            .arg("-r")
+            .arg(self.data.path())
+            .arg(&to)
+            .status();
+        eprintln!("{what}: the data folder is kept in {}", to.display());
+    }
+
     fn url(&self, q: &str) -> String {
         format!("{}/1c_exchange.php?{q}", self.base)
     }
@@ -531,21 +542,23 @@ async fn send_statuses(w: &World, numbers: &[String], status: &str) -> R<()> {
     Ok(())
 }
 
-/// Poll obmen until `$check` (an async block giving `R<bool>`) says yes; errors while obmen is
-/// down are waited out (it is restarted).
+/// Poll until `$check` (an async block giving `R<bool>`) says yes. obmen is restarted whenever it
+/// died (as a service manager would), not only when the check failed: a check that asks only a
+/// simulator (the ships) never sees obmen down, and a kill after the step that set the work off
+/// would otherwise leave nobody to do it.
 macro_rules! until {
     ($w:ident, $what:expr, $secs:expr, $check:expr) => {{
         let deadline = Instant::now() + Duration::from_secs($secs);
         loop {
             let res: R<bool> = $check.await;
-            match res {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(_) => {
-                    $w.recover();
-                }
+            if matches!(res, Ok(true)) {
+                break;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {}", $what);
+            $w.recover();
+            if Instant::now() >= deadline {
+                $w.keep($what);
+                panic!("timed out waiting for {}", $what);
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }};
@@ -939,8 +952,17 @@ async fn sigkill_at_random_points_loses_and_repeats_nothing() {
     for t in 0..trials {
         let seed = seed0 + t as u64;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let target = t % PHASES.len();
-        let delay = Duration::from_millis(rng.gen_range(0..=window(target)));
+        // `OBMEN_CRASH_PHASE` (a phase name) aims every trial at that phase.
+        let target = std::env::var("OBMEN_CRASH_PHASE")
+            .ok()
+            .and_then(|p| PHASES.iter().position(|x| *x == p))
+            .unwrap_or(t % PHASES.len());
+        // `OBMEN_CRASH_WINDOW_MS` narrows (or widens) the moment of the kill within the phase.
+        let window = std::env::var("OBMEN_CRASH_WINDOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(window(target));
+        let delay = Duration::from_millis(rng.gen_range(0..=window));
         let r = trial(&files, Some((target, delay))).await;
         let phase = PHASES.get(r.killed_in).copied().unwrap_or("none");
         *per_phase.entry(phase).or_default() += 1;
