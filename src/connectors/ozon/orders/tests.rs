@@ -608,3 +608,118 @@ async fn a_ship_with_a_lost_answer_is_done_on_retry() {
     drop(c);
     sim.stop().await;
 }
+
+/// The state a SIGKILL during the ships leaves (crash suite, seed 1016): 1C's `Готов к отгрузке`
+/// committed, the `ozon.ship` messages claimed by the dead worker (`in_flight` under its lease),
+/// one of them already sent to Ozon and its answer never recorded. The restarted obmen queues no
+/// second ship, leaves the claims alone while the lease holds, then sends each posting once: the
+/// unsent one ships, the sent one counts as done on `POSTING_ALREADY_SHIPPED`; one
+/// `ozon_shipped` event and one label message per posting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ships_claimed_by_a_killed_worker_go_out_once_after_the_lease() {
+    use crate::sim::ozon::{start, SimConfig};
+    let sim = start(SimConfig::default(), "127.0.0.1:0").await.unwrap();
+    let (dir, pool) = db();
+    let mut cfg = crate::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    cfg.ozon.base_url = Some(sim.url());
+    cfg.ozon.client_id = Some("123456".into());
+    cfg.ozon.api_key = Some("sim-api-key".into());
+    cfg.ozon.warehouse_id = Some(22142605386000);
+    cfg.ozon.timeout_secs = 2;
+    let ozon = Ozon::new(std::sync::Arc::new(cfg), pool.clone())
+        .unwrap()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let ctl = |path: &str, body: Value| {
+        let r = http.post(format!("{}{path}", sim.url())).json(&body).send();
+        async move { r.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    ctl(
+        "/sim/products",
+        json!([{"offer_id": "ART-1", "name": "Кроссовки", "price": "1390"}]),
+    )
+    .await;
+    let mut postings = Vec::new();
+    for _ in 0..2 {
+        let p = ctl(
+            "/sim/postings",
+            json!({"products": [{"offer_id": "ART-1", "quantity": 1, "price": "1390"}]}),
+        )
+        .await;
+        postings.push(p["posting_number"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ozon.poll_postings().await.unwrap().created, 2);
+    {
+        let mut c = pool.get().unwrap();
+        for p in &postings {
+            let n: Option<String> = ozon_postings::table
+                .find(p)
+                .select(ozon_postings::order_number)
+                .first(&mut c)
+                .unwrap();
+            ostore::set_status(&mut c, &n.unwrap(), Status::ReadyToShip, Source::OneC, "1C")
+                .unwrap();
+        }
+    }
+    assert_eq!(ozon.dispatch().await.unwrap().ship, 2);
+
+    // The process that is killed: claims both, sends the second, dies before recording.
+    let lease = Duration::from_millis(800);
+    let claimed = {
+        let mut c = pool.get().unwrap();
+        crate::relay::store::claim(&mut c, KIND_SHIP, 10, "killed-worker", lease).unwrap()
+    };
+    assert_eq!(claimed.len(), 2);
+    let handler: std::sync::Arc<dyn crate::relay::Handler> =
+        std::sync::Arc::new(ShipHandler { ozon: ozon.clone() });
+    let sent: Vec<Message> = claimed
+        .into_iter()
+        .filter(|m| m.key == postings[1])
+        .collect();
+    let outcomes = handler.deliver(sent).await;
+    assert!(matches!(outcomes[0].kind, OutcomeKind::Done));
+    assert_eq!(sim.sim.stats()["ships"][&postings[1]], 1);
+
+    // The restarted process.
+    assert_eq!(ozon.dispatch().await.unwrap(), DispatchStats::default());
+    let relay = crate::relay::Relay::new(pool.clone(), Default::default(), vec![handler]);
+    assert_eq!(
+        relay.drain().await.unwrap(),
+        0,
+        "the dead worker's lease still holds"
+    );
+    assert!(sim.sim.stats()["ships"][&postings[0]].is_null());
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    assert_eq!(relay.drain().await.unwrap(), 2);
+    assert_eq!(ozon.dispatch().await.unwrap(), DispatchStats::default());
+    let stats = sim.sim.stats();
+    let mut c = pool.get().unwrap();
+    for p in &postings {
+        assert_eq!(stats["ships"][p], 1, "{p} shipped once");
+        let states: Vec<String> = outbox::table
+            .filter(outbox::key.eq(p))
+            .filter(outbox::kind.eq(KIND_SHIP))
+            .select(outbox::state)
+            .load(&mut c)
+            .unwrap();
+        assert_eq!(states, ["done"]);
+        let labels: i64 = outbox::table
+            .filter(outbox::key.eq(p))
+            .filter(outbox::kind.eq(KIND_LABEL))
+            .count()
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(labels, 1);
+    }
+    let shipped: i64 = order_events::table
+        .filter(order_events::kind.eq("ozon_shipped"))
+        .count()
+        .get_result(&mut c)
+        .unwrap();
+    assert_eq!(shipped, 2);
+    drop(c);
+    sim.stop().await;
+}
