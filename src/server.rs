@@ -439,6 +439,13 @@ pub fn build(cfg: Config) -> anyhow::Result<(Arc<Exchange>, Option<String>)> {
     let (creds, generated) = {
         let mut c = pool.get()?;
         exchange::handler::reset_interrupted_unpacks(&mut c)?;
+        let released = crate::relay::store::release_dead_leases(&mut c)?;
+        if released > 0 {
+            tracing::warn!(
+                messages = released,
+                "messages left in flight by the last run are due again"
+            );
+        }
         exchange::setup_credentials(&cfg, &mut c)?
     };
     let jobs = JobRunner::start(pool.clone(), cfg.lang)?;

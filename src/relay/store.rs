@@ -211,6 +211,18 @@ fn claim_in(
     }
 }
 
+/// At the start of the only process of a SQLite database: messages left `in_flight` by the
+/// process before it (killed mid-send) are due again now rather than when their lease runs out.
+/// On PostgreSQL other instances may hold live leases, so they are left to expire.
+pub fn release_dead_leases(conn: &mut Conn) -> QueryResult<usize> {
+    if conn.is_pg() {
+        return Ok(0);
+    }
+    diesel::update(outbox::table.filter(outbox::state.eq(state::IN_FLIGHT)))
+        .set(outbox::lease_until.eq(0i64))
+        .execute(conn)
+}
+
 /// Messages of one key go out one at a time, oldest first (a newer stock must not be overtaken
 /// by an older one sent late by another worker or instance): of the due rows, keep only the
 /// oldest of each key, and only when no older message of the key is still in flight.
@@ -652,6 +664,67 @@ mod dash_tests {
             .set(outbox::state.eq(st))
             .execute(c)
             .unwrap();
+    }
+
+    #[test]
+    fn one_key_goes_out_oldest_first_and_never_twice_at_once() {
+        let (_d, pool) = pool();
+        let c = &mut pool.get().unwrap();
+        let m = |n: i64| NewMessage::new("t", "t.k", "k", serde_json::json!({ "n": n }));
+        let first = enqueue(c, &m(1), Enqueue::Coalesce).unwrap().unwrap();
+        let lease = Duration::from_secs(60);
+        let got: Vec<i32> = claim(c, "t.k", 10, "a", lease)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(got, vec![first]);
+        // A newer value while the first is in flight: a message of its own, which waits.
+        let second = enqueue(c, &m(2), Enqueue::Coalesce).unwrap().unwrap();
+        assert_ne!(first, second);
+        assert!(claim(c, "t.k", 10, "b", lease).unwrap().is_empty());
+        // The first one's worker died (its lease gone): the first goes again, still before the
+        // second, and never both in one claim.
+        diesel::update(outbox::table.find(first))
+            .set(outbox::lease_until.eq(0i64))
+            .execute(c)
+            .unwrap();
+        let got: Vec<i32> = claim(c, "t.k", 10, "b", lease)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(got, vec![first]);
+        assert!(claim(c, "t.k", 10, "c", lease).unwrap().is_empty());
+        // The first delivered: now the second.
+        set_state(c, first, state::DONE);
+        let got: Vec<i32> = claim(c, "t.k", 10, "c", lease)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(got, vec![second]);
+    }
+
+    #[test]
+    fn a_restarted_sqlite_process_releases_what_its_predecessor_had_in_flight() {
+        let (_d, pool) = pool();
+        let c = &mut pool.get().unwrap();
+        let m = NewMessage::new("t", "t.k", "k", serde_json::json!({}));
+        let id = enqueue(c, &m, Enqueue::Always).unwrap().unwrap();
+        let lease = Duration::from_secs(600);
+        assert_eq!(claim(c, "t.k", 10, "dead", lease).unwrap().len(), 1);
+        assert!(claim(c, "t.k", 10, "new", lease).unwrap().is_empty());
+        let released = release_dead_leases(c).unwrap();
+        let again = claim(c, "t.k", 10, "new", lease).unwrap();
+        if c.is_pg() {
+            // Other instances may be alive: their leases are kept.
+            assert_eq!(released, 0);
+            assert!(again.is_empty());
+        } else {
+            assert_eq!(released, 1);
+            assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), vec![id]);
+        }
     }
 
     #[test]
