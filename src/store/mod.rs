@@ -244,7 +244,7 @@ impl Conn {
 }
 
 /// The advisory lock key of [`Conn::immediate_transaction`] on PostgreSQL.
-pub const WRITE_LOCK: i64 = 0x6f626d656e_01;
+pub const WRITE_LOCK: i64 = 0x6f62_6d65_6e01;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -406,7 +406,7 @@ pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
 }
 
 /// Advisory lock held while migrating PostgreSQL, so instances starting together take turns.
-const MIGRATE_LOCK: i64 = 0x6f626d656e_02;
+const MIGRATE_LOCK: i64 = 0x6f62_6d65_6e02;
 
 /// Apply pending migrations; returns the versions applied.
 pub fn migrate(conn: &mut Conn) -> StoreResult<Vec<String>> {
