@@ -54,7 +54,7 @@ for _ in $(seq 1 300); do
   sleep 0.2
 done
 [ -n "$ADDR" ] || { echo "obmen serve did not start" >&2; cat "$LOG" >&2; exit 1; }
-echo "obmen serve pid $SERVER on $ADDR, data $DATA, database: ${OBMEN_DATABASE_URL:+PostgreSQL}${OBMEN_DATABASE_URL:-SQLite}" \
+echo "obmen serve pid $SERVER on $ADDR, data $DATA, database: ${OBMEN_DATABASE_URL:+PostgreSQL }${OBMEN_DATABASE_URL:-SQLite}" \
   | sed 's|//[^@]*@|//…@|' >&2
 status=0
 $LOAD --base "http://$ADDR" --pid $SERVER --login 1c --password "$OBMEN_EXCHANGE_PASSWORD" \
