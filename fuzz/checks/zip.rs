@@ -49,7 +49,11 @@ pub fn run(data: &[u8]) {
             "written outside dest: {p:?}"
         );
     }
-    let in_dest: Vec<_> = all.iter().filter(|(p, _)| p.starts_with(&dest)).collect();
+    // What the unpack left in `dest` (the folder itself, which it may create, aside).
+    let in_dest: Vec<_> = all
+        .iter()
+        .filter(|(p, _)| p.starts_with(&dest) && *p != dest)
+        .collect();
     match result {
         Ok(report) => {
             for (p, _) in &in_dest {

@@ -220,7 +220,7 @@ fn detect(head: &[u8]) -> Result<(&'static encoding_rs::Encoding, usize), ParseE
     let decl = String::from_utf8_lossy(&head[..decl_end]).to_string();
     let label = decl.split("encoding").nth(1).and_then(|rest| {
         let rest = rest.trim_start().strip_prefix('=')?.trim_start();
-        let q = rest.chars().next()?;
+        let q = rest.chars().next().filter(|c| matches!(c, '"' | '\''))?;
         rest[1..].split(q).next().map(|s| s.to_string())
     });
     let enc = match label {
