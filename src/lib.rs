@@ -20,5 +20,6 @@ pub mod relay;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod tls;
 pub mod users;
 pub mod web;

@@ -572,6 +572,8 @@ pub const DEMO_USER: &str = "admin";
 pub const DEMO_USER_PASSWORD: &str = "demo-admin";
 
 pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
+    // Checked first: a bad certificate or key refuses the start before anything is touched.
+    let tls = crate::tls::server_config(&cfg.server)?;
     let demo = if demo {
         Some(crate::demo::prepare(&mut cfg).await?)
     } else {
@@ -624,21 +626,36 @@ pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
     let svc = build_services(&ex)?;
     start_services(ex.clone(), svc.clone(), &sched).await?;
     let ex2 = ex.clone();
+    let https = tls.is_some();
     let server = HttpServer::new(move || {
-        App::new().configure(|c| crate::web::configure(c, ex2.clone(), svc.clone()))
+        // With TLS every answer (the dashboard's among them) tells browsers to stay on https.
+        let hsts = actix_web::middleware::Condition::new(
+            https,
+            actix_web::middleware::DefaultHeaders::new().add((
+                actix_web::http::header::STRICT_TRANSPORT_SECURITY,
+                crate::tls::HSTS,
+            )),
+        );
+        App::new()
+            .wrap(hsts)
+            .configure(|c| crate::web::configure(c, ex2.clone(), svc.clone()))
     })
     .client_request_timeout(Duration::from_secs(600))
-    .keep_alive(Duration::from_secs(75))
-    .bind(&listen)
+    .keep_alive(Duration::from_secs(75));
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(&listen, tls),
+        None => server.bind(&listen),
+    }
     .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if https { "https" } else { "http" };
     for addr in server.addrs() {
-        tracing::info!(%addr, "obmen is listening; point 1C's \"Обмен с сайтом\" at http://{addr}/1c_exchange.php");
+        tracing::info!(%addr, "obmen is listening; point 1C's \"Обмен с сайтом\" at {scheme}://{addr}/1c_exchange.php");
         println!(
-            "obmen: listening on http://{addr} (1C exchange URL: http://{addr}/1c_exchange.php)"
+            "obmen: listening on {scheme}://{addr} (1C exchange URL: {scheme}://{addr}/1c_exchange.php)"
         );
     }
     if let (Some(demo), Some(addr)) = (demo, server.addrs().first().copied()) {
-        let url = format!("http://{}", addr).replace("0.0.0.0", "127.0.0.1");
+        let url = format!("{scheme}://{}", addr).replace("0.0.0.0", "127.0.0.1");
         println!(
             "obmen demo: Ozon simulator at {}; API token \"{}\"; 1C login \"{}\" password \"{}\"",
             demo.ozon_sim,

@@ -62,20 +62,21 @@ impl Server {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if !sent {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = tx.send(addr);
+                    // `http://ADDR`, or `https://ADDR` with TLS.
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(url);
                         sent = true;
                     }
                 }
             }
         });
-        let addr = rx
+        let base = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("obmen did not report its address");
         Server {
             child,
-            base: format!("http://{addr}"),
+            base,
             data,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(200))
