@@ -21,6 +21,7 @@ FUZZ=$(pwd)
 SECS=${1:-1800}
 TARGETS=${FUZZ_TARGETS:-cml_reader orders_reader zip query}
 PARALLEL=${FUZZ_PARALLEL:-1}
+# FUZZ_SEED: libFuzzer's seed (CI fixes it, so its smoke takes the same path every time).
 RSS_MB=${FUZZ_RSS_MB:-2048}
 
 extra_args() {
@@ -41,7 +42,7 @@ run_one() {
   mkdir -p "$FUZZ/work/$t" "$FUZZ/artifacts/$t"
   # shellcheck disable=SC2046
   cargo +nightly fuzz run -a "$t" "$FUZZ/work/$t" "$FUZZ/corpus/$t" -- \
-    -max_total_time="$SECS" -rss_limit_mb="$RSS_MB" -print_final_stats=1 \
+    -max_total_time="$SECS" -rss_limit_mb="$RSS_MB" -print_final_stats=1 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
     $(extra_args "$t") >"$log" 2>&1
   local rc=$?
   local execs
