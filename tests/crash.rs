@@ -13,12 +13,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{basic, Reply, API_TOKEN, LOGIN, PASSWORD, SIM_API_KEY, SIM_CLIENT_ID, SIM_WAREHOUSE};
+use common::{
+    basic, spawn_listening, Reply, API_TOKEN, LOGIN, PASSWORD, SIM_API_KEY, SIM_CLIENT_ID,
+    SIM_WAREHOUSE,
+};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
@@ -44,34 +47,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Start a process that prints `listening on http://ADDR`; returns it with `http://ADDR`.
-fn spawn_listening(mut cmd: Command) -> (Child, String) {
-    use std::io::{BufRead, BufReader};
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if !sent {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                    sent = true;
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the process did not report its address");
-    (child, format!("http://{addr}"))
 }
 
 /// Error of one step: the server went away (killed) or answered something unexpected.

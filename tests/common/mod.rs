@@ -447,15 +447,22 @@ pub fn spawn_cdek_sim(args: &[&str]) -> (Child, String) {
 
 /// `obmen sim <name> --listen 127.0.0.1:0 ARGS`, waiting for its `listening on http://ADDR` line.
 pub fn spawn_named_sim(name: &str, args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_obmen"))
-        .args(["sim", name, "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_obmen"));
+    cmd.args(["sim", name, "--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("OBMEN_CONFIG")
-        .env("OBMEN_LOG", "warn")
+        .env("OBMEN_LOG", "warn");
+    spawn_listening(cmd)
+}
+
+/// Start a process that prints `listening on http://ADDR` (stderr passed through); returns it
+/// with `http://ADDR`.
+pub fn spawn_listening(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start the simulator");
+        .expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -471,8 +478,8 @@ pub fn spawn_named_sim(name: &str, args: &[&str]) -> (Child, String) {
         }
     });
     let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the simulator did not start");
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the process did not report its address");
     (child, format!("http://{addr}"))
 }
 
