@@ -42,7 +42,6 @@ fn serve(data: &Path, log: &Path, env: &[(&str, String)]) -> Logged {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env_remove("OBMEN_CONFIG")
-        .env_remove("OBMEN_DATABASE_URL")
         .env("OBMEN_LOG", "trace")
         .env("OBMEN_EXCHANGE_LOGIN", LOGIN)
         .env("OBMEN_EXCHANGE_PASSWORD", PASSWORD)
@@ -50,6 +49,7 @@ fn serve(data: &Path, log: &Path, env: &[(&str, String)]) -> Logged {
         .env("OBMEN_IMPORT_WAIT_SECS", "2")
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out));
+    common::with_db(&mut cmd, data);
     for (k, v) in env {
         cmd.env(k, v);
     }
