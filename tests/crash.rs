@@ -159,8 +159,8 @@ impl World {
     fn start(&mut self) {
         let mut c = Command::new(env!("CARGO_BIN_EXE_obmen"));
         c.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data.path())
-            .env_remove("OBMEN_DATABASE_URL");
+            .arg(self.data.path());
+        common::with_db(&mut c, self.data.path());
         for (k, v) in &self.env {
             c.env(k, v);
         }
