@@ -37,6 +37,8 @@ pub enum PathError {
     /// Longer than [`MAX_NAME_BYTES`], a component longer than [`MAX_COMPONENT_BYTES`], or
     /// deeper than [`MAX_DEPTH`].
     TooLong { name: String },
+    /// A component obmen keeps for itself (the unpacker's staging folders, `.unpack-…`).
+    Reserved { name: String },
 }
 
 impl PathError {
@@ -59,6 +61,11 @@ impl PathError {
                 "the name contains control characters",
             ),
             PathError::TooLong { name } => (name, "имя слишком длинное", "the name is too long"),
+            PathError::Reserved { name } => (
+                name,
+                "имена, начинающиеся с .unpack-, зарезервированы",
+                "names starting with .unpack- are reserved",
+            ),
         };
         match lang {
             Lang::Ru => format!("Недопустимое имя файла «{}»: {ru}.", printable(name)),
@@ -171,6 +178,11 @@ fn split(raw: &str) -> Result<Split, PathError> {
             c if c.len() > MAX_COMPONENT_BYTES => {
                 return Err(PathError::TooLong { name: err_name() })
             }
+            // The unpacker's own staging folders: folder scans skip them, so such a file would
+            // vanish from the exchange.
+            c if c.starts_with(super::zipx::STAGING_PREFIX) => {
+                return Err(PathError::Reserved { name: err_name() })
+            }
             c => components.push(c.to_string()),
         }
     }
@@ -254,6 +266,24 @@ mod tests {
 
     fn key(raw: &str) -> String {
         normalize_upload_name(raw, false).unwrap().key
+    }
+
+    #[test]
+    fn staging_folder_names_are_reserved() {
+        for raw in [
+            ".unpack-x",
+            "import_files/.unpack-к$$арт",
+            "a/.unpack-/b.xml",
+        ] {
+            assert!(
+                matches!(
+                    normalize_archive_entry(raw),
+                    Err(PathError::Reserved { .. })
+                ),
+                "{raw}"
+            );
+        }
+        assert!(normalize_archive_entry("import_files/unpack-x.jpg").is_ok());
     }
 
     #[test]
