@@ -35,6 +35,32 @@ fn db() -> (tempfile::TempDir, DbPool) {
     (dir, pool)
 }
 
+/// obmen's configuration pointing at an Ozon simulator at `url` with its credentials.
+fn sim_config(data_dir: &std::path::Path, url: String) -> crate::config::Config {
+    let mut cfg = crate::config::Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Default::default()
+    };
+    cfg.ozon.base_url = Some(url);
+    cfg.ozon.client_id = Some("123456".into());
+    cfg.ozon.api_key = Some("sim-api-key".into());
+    cfg.ozon.warehouse_id = Some(22142605386000);
+    cfg
+}
+
+/// A control call to the simulator (`POST {url}{path}`); its JSON answer.
+async fn sim_ctl(url: String, path: String, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
+}
+
 fn posting(number: &str, status: &str) -> Value {
     json!({
         "posting_number": number, "order_id": 1, "order_number": "0001-1",
@@ -403,22 +429,11 @@ async fn poll_ship_and_label_against_the_simulator() {
     .await
     .unwrap();
     let (dir, pool) = db();
-    let mut cfg = crate::config::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    cfg.ozon.base_url = Some(sim.url());
-    cfg.ozon.client_id = Some("123456".into());
-    cfg.ozon.api_key = Some("sim-api-key".into());
-    cfg.ozon.warehouse_id = Some(22142605386000);
+    let mut cfg = sim_config(dir.path(), sim.url());
     cfg.ozon.label_retry_secs = 1;
     let cfg = std::sync::Arc::new(cfg);
     let ozon = Ozon::new(cfg.clone(), pool.clone()).unwrap().unwrap();
-    let http = reqwest::Client::new();
-    let ctl = |path: &str, body: Value| {
-        let r = http.post(format!("{}{path}", sim.url())).json(&body).send();
-        async move { r.await.unwrap().json::<Value>().await.unwrap() }
-    };
+    let ctl = |path: &str, body: Value| sim_ctl(sim.url(), path.to_string(), body);
     ctl(
         "/sim/products",
         json!([{"offer_id": "ART-1", "name": "Кроссовки", "price": "1390"}]),
@@ -523,23 +538,12 @@ async fn a_ship_with_a_lost_answer_is_done_on_retry() {
     use crate::sim::ozon::{start, SimConfig};
     let sim = start(SimConfig::default(), "127.0.0.1:0").await.unwrap();
     let (dir, pool) = db();
-    let mut cfg = crate::config::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    cfg.ozon.base_url = Some(sim.url());
-    cfg.ozon.client_id = Some("123456".into());
-    cfg.ozon.api_key = Some("sim-api-key".into());
-    cfg.ozon.warehouse_id = Some(22142605386000);
+    let mut cfg = sim_config(dir.path(), sim.url());
     cfg.ozon.timeout_secs = 1;
     let ozon = Ozon::new(std::sync::Arc::new(cfg), pool.clone())
         .unwrap()
         .unwrap();
-    let http = reqwest::Client::new();
-    let ctl = |path: &str, body: Value| {
-        let r = http.post(format!("{}{path}", sim.url())).json(&body).send();
-        async move { r.await.unwrap().json::<Value>().await.unwrap() }
-    };
+    let ctl = |path: &str, body: Value| sim_ctl(sim.url(), path.to_string(), body);
     ctl(
         "/sim/products",
         json!([{"offer_id": "ART-1", "name": "Кроссовки", "price": "1390"}]),
@@ -620,23 +624,12 @@ async fn ships_claimed_by_a_killed_worker_go_out_once_after_the_lease() {
     use crate::sim::ozon::{start, SimConfig};
     let sim = start(SimConfig::default(), "127.0.0.1:0").await.unwrap();
     let (dir, pool) = db();
-    let mut cfg = crate::config::Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    cfg.ozon.base_url = Some(sim.url());
-    cfg.ozon.client_id = Some("123456".into());
-    cfg.ozon.api_key = Some("sim-api-key".into());
-    cfg.ozon.warehouse_id = Some(22142605386000);
+    let mut cfg = sim_config(dir.path(), sim.url());
     cfg.ozon.timeout_secs = 2;
     let ozon = Ozon::new(std::sync::Arc::new(cfg), pool.clone())
         .unwrap()
         .unwrap();
-    let http = reqwest::Client::new();
-    let ctl = |path: &str, body: Value| {
-        let r = http.post(format!("{}{path}", sim.url())).json(&body).send();
-        async move { r.await.unwrap().json::<Value>().await.unwrap() }
-    };
+    let ctl = |path: &str, body: Value| sim_ctl(sim.url(), path.to_string(), body);
     ctl(
         "/sim/products",
         json!([{"offer_id": "ART-1", "name": "Кроссовки", "price": "1390"}]),
