@@ -94,16 +94,7 @@ impl Conn {
                 }
             }
         }
-        match f(self) {
-            Ok(v) => {
-                <Conn as Connection>::TransactionManager::commit_transaction(self)?;
-                Ok(v)
-            }
-            Err(e) => {
-                <Conn as Connection>::TransactionManager::rollback_transaction(self)?;
-                Err(e)
-            }
-        }
+        self.finish_transaction(f)
     }
 }
 
@@ -230,6 +221,18 @@ impl Conn {
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             )?,
         }
+        self.finish_transaction(f)
+    }
+}
+
+impl Conn {
+    /// Run `f` in the transaction just begun on the inner connection, then commit it, or roll
+    /// it back when `f` fails (the transaction manager of the inner connection keeps the depth).
+    fn finish_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
         match f(self) {
             Ok(v) => {
                 <Conn as Connection>::TransactionManager::commit_transaction(self)?;
