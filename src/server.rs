@@ -354,17 +354,23 @@ where
     let pool = pool.clone();
     let key: Arc<str> = Arc::from(format!("{what} [{cron}]"));
     let min_gap_ms = half_period_ms(cron);
+    // SQLite has one instance: its runs need no claim.
+    let clustered = pool.get()?.is_pg();
     sched
         .add(Job::new_async(cron, move |_id, _l| {
             let (f, pool, key) = (f.clone(), pool.clone(), key.clone());
             Box::pin(async move {
-                let lock = match cluster_turn(&pool, &key, min_gap_ms).await {
-                    Ok(Turn::Skip) => return,
-                    Ok(Turn::Run(lock)) => lock,
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "{what}");
-                        return;
+                let lock = if clustered {
+                    match cluster_turn(&pool, &key, min_gap_ms).await {
+                        Ok(Some(lock)) => Some(lock),
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "{what}");
+                            return;
+                        }
                     }
+                } else {
+                    None
                 };
                 if let Err(e) = f().await {
                     tracing::warn!(error = %format!("{e:#}"), "{what}");
@@ -380,31 +386,24 @@ where
     Ok(())
 }
 
-enum Turn {
-    Skip,
-    /// Run; on PostgreSQL, holding the connection that holds the schedule's lock.
-    Run(Option<store::PooledConn>),
-}
-
+/// This instance's turn at a schedule's run (PostgreSQL): the connection holding the
+/// schedule's lock, or None when another instance has it or has just run it.
 async fn cluster_turn(
     pool: &store::DbPool,
     key: &Arc<str>,
     min_gap_ms: i64,
-) -> anyhow::Result<Turn> {
+) -> anyhow::Result<Option<store::PooledConn>> {
     let (pool, key) = (pool.clone(), key.clone());
-    tokio::task::spawn_blocking(move || -> anyhow::Result<Turn> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Option<store::PooledConn>> {
         let mut c = pool.get()?;
-        if !c.is_pg() {
-            return Ok(Turn::Run(None));
-        }
         if !store::try_lock_named(&mut c, &key)? {
-            return Ok(Turn::Skip);
+            return Ok(None);
         }
         if !store::claim_schedule(&mut c, &key, min_gap_ms)? {
             store::unlock_named(&mut c, &key)?;
-            return Ok(Turn::Skip);
+            return Ok(None);
         }
-        Ok(Turn::Run(Some(c)))
+        Ok(Some(c))
     })
     .await?
 }
