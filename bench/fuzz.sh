@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzing: run every cargo-fuzz target in fuzz/ for N seconds and print executions and the
-# result per target. Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+# result per target. Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). It uses the nightly
+# toolchain when rustup has one, otherwise the stable one with RUSTC_BOOTSTRAP=1 (cargo-fuzz
+# passes compiler flags that stable rustc takes only so; no toolchain is downloaded).
 #
 #   bench/fuzz.sh [SECONDS]          SECONDS per target, default 1800 (the nightly-style long run)
 #
@@ -8,10 +10,13 @@
 #   FUZZ_TARGETS="cml_reader orders_reader zip query"   which targets
 #   FUZZ_PARALLEL=1      how many targets run at the same time (each uses one core)
 #   FUZZ_RSS_MB=2048     libFuzzer's -rss_limit_mb
+#   FUZZ_SANITIZER=none  cargo-fuzz's -s: the fuzzed code of obmen is safe Rust, so the runs look
+#                        for panics, hangs and memory blow-ups without a sanitizer (a build of a
+#                        third of the time); `address` adds ASan for the dependencies' unsafe code.
 #
 # New inputs libFuzzer finds go to fuzz/work/<target>/ (not committed); the seed corpus in
 # fuzz/corpus/<target>/ is only read. A crash, timeout or OOM leaves its input in
-# fuzz/artifacts/<target>/ (reproduce: `cargo +nightly fuzz run -a <target> <file>`); the
+# fuzz/artifacts/<target>/ (reproduce: `cargo fuzz run -a -s none <target> <file>`); the
 # libFuzzer output of each run is in fuzz/artifacts/<target>.log.
 # Exit status: 0 when every target ran clean.
 set -uo pipefail
@@ -23,6 +28,14 @@ TARGETS=${FUZZ_TARGETS:-cml_reader orders_reader zip query}
 PARALLEL=${FUZZ_PARALLEL:-1}
 # FUZZ_SEED: libFuzzer's seed (CI fixes it, so its smoke takes the same path every time).
 RSS_MB=${FUZZ_RSS_MB:-2048}
+SANITIZER=${FUZZ_SANITIZER:-none}
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  TOOLCHAIN=nightly
+  fuzz() { cargo +nightly fuzz "$@"; }
+else
+  TOOLCHAIN="stable, RUSTC_BOOTSTRAP=1"
+  fuzz() { RUSTC_BOOTSTRAP=1 cargo fuzz "$@"; }
+fi
 
 extra_args() {
   case "$1" in
@@ -33,15 +46,15 @@ extra_args() {
 }
 
 start=$(date +%s)
-echo "== fuzz: building the targets (nightly, debug assertions)"
-cargo +nightly fuzz build -a || { echo "fuzz: build failed"; exit 2; }
+echo "== fuzz: building the targets ($TOOLCHAIN, release with debug assertions, sanitizer $SANITIZER)"
+fuzz build -a -s "$SANITIZER" || { echo "fuzz: build failed"; exit 2; }
 echo "fuzz: built in $(($(date +%s) - start)) s"
 
 run_one() {
   local t=$1 log="$FUZZ/artifacts/$1.log"
   mkdir -p "$FUZZ/work/$t" "$FUZZ/artifacts/$t"
   # shellcheck disable=SC2046
-  cargo +nightly fuzz run -a "$t" "$FUZZ/work/$t" "$FUZZ/corpus/$t" -- \
+  fuzz run -a -s "$SANITIZER" "$t" "$FUZZ/work/$t" "$FUZZ/corpus/$t" -- \
     -max_total_time="$SECS" -rss_limit_mb="$RSS_MB" -print_final_stats=1 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
     $(extra_args "$t") >"$log" 2>&1
   local rc=$?
