@@ -266,6 +266,11 @@ fn title_of(carriers: &Carriers, name: &str) -> String {
 }
 
 /// Store what a step found out: the shipment row, the order's requisites for 1C, the timeline.
+///
+/// One write transaction from the read of the shipment to the last write: steps of one
+/// shipment run at the same time (the waybill and a status check, say), and each writes back
+/// every column from what it read, so without it one step's older read would undo the other's
+/// change (a CDEK status read back after a webhook was lost that way).
 pub fn apply(
     conn: &mut Conn,
     cfg: &Config,
@@ -273,6 +278,10 @@ pub fn apply(
     id: i32,
     u: &Update,
 ) -> anyhow::Result<()> {
+    ostore::write_tx(conn, |conn| apply_in(conn, cfg, title, id, u))
+}
+
+fn apply_in(conn: &mut Conn, cfg: &Config, title: &str, id: i32, u: &Update) -> anyhow::Result<()> {
     let Some(s) = load(conn, id)? else {
         anyhow::bail!("no shipment {id}");
     };
@@ -906,4 +915,94 @@ pub fn tracking_json(
             "error": s.error,
         }),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: two steps of one shipment applied at the same time (the waybill and a status
+    /// check) must not undo each other: each of them writes every column back from what it read.
+    #[test]
+    fn concurrent_steps_of_one_shipment_keep_each_others_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::store::open(&crate::store::testing::url(dir.path()), 4).unwrap();
+        let cfg = Arc::new(Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        });
+        let input: crate::orders::model::OrderInput = serde_json::from_value(json!({
+            "channel": "api", "external_id": "race-1", "date": "2026-11-23T10:00:00+03:00",
+            "currency": "RUB", "customer": {"name": "Иванов", "phone": "+7999"},
+            "lines": [{"name": "Дрель", "quantity": 1, "price": 100}],
+            "delivery": {"method": "cdek", "address": "ул. Ленина, 5"}
+        }))
+        .unwrap();
+        let sid = {
+            let c = &mut pool.get().unwrap();
+            let (number, _) = ostore::create(c, &input, "OB-", Source::Api).unwrap();
+            let order_id: i32 = orders::table
+                .filter(orders::number.eq(&number))
+                .select(orders::id)
+                .first(c)
+                .unwrap();
+            diesel::insert_into(shipments::table)
+                .values((
+                    shipments::order_id.eq(order_id),
+                    shipments::order_number.eq(&number),
+                    shipments::carrier.eq("cdek"),
+                    shipments::state.eq(state::REGISTERED),
+                    shipments::data.eq("{}"),
+                    shipments::created_at.eq(0i64),
+                    shipments::updated_at.eq(0i64),
+                ))
+                .returning(shipments::id)
+                .get_result::<i32>(c)
+                .unwrap()
+        };
+        const N: usize = 60;
+        let statuses = {
+            let (pool, cfg) = (pool.clone(), cfg.clone());
+            std::thread::spawn(move || {
+                let c = &mut pool.get().unwrap();
+                for i in 0..N {
+                    let u = Update {
+                        status_code: Some(format!("S{i:03}")),
+                        ..Default::default()
+                    };
+                    apply(c, &cfg, "СДЭК", sid, &u).unwrap();
+                }
+            })
+        };
+        let data = {
+            let (pool, cfg) = (pool.clone(), cfg.clone());
+            std::thread::spawn(move || {
+                let c = &mut pool.get().unwrap();
+                for i in 0..N {
+                    let u = Update {
+                        data: Some(json!({ format!("k{i}"): i })),
+                        ..Default::default()
+                    };
+                    apply(c, &cfg, "СДЭК", sid, &u).unwrap();
+                }
+            })
+        };
+        // Meanwhile the status never goes back.
+        let c = &mut pool.get().unwrap();
+        let mut last = String::new();
+        while !(statuses.is_finished() && data.is_finished()) {
+            let s = load(c, sid).unwrap().unwrap();
+            let now = s.status_code.unwrap_or_default();
+            assert!(now >= last, "the status went back from {last} to {now}");
+            last = now;
+        }
+        statuses.join().unwrap();
+        data.join().unwrap();
+        let s = load(c, sid).unwrap().unwrap();
+        assert_eq!(s.status_code.as_deref(), Some("S059"));
+        let d = s.data();
+        for i in 0..N {
+            assert_eq!(d[format!("k{i}")], json!(i), "data key k{i} lost: {d}");
+        }
+    }
 }
