@@ -49,6 +49,28 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key (`OBMEN_TLS_KEY`).
     pub tls_key: Option<PathBuf>,
+    /// Addresses or networks (`10.0.0.5`, `10.0.0.0/8`) of reverse proxies / load balancers
+    /// whose `X-Forwarded-For` is believed (`OBMEN_TRUSTED_PROXIES`, comma-separated). The
+    /// client address (journal, 1C session rules, password lockout) is then the right-most
+    /// address in that header that is not itself a trusted proxy. Empty: the TCP peer.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    /// `trusted_proxies` parsed: a plain address is a network of one.
+    pub fn proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| {
+                let s = s.trim();
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("{s:?} is neither an IP address nor a network like 10.0.0.0/8")
+                    })
+            })
+            .collect()
+    }
 }
 
 /// `[retention]` (`OBMEN_RETENTION_<KEY>`): rows of the journals older than this are deleted
@@ -492,6 +514,12 @@ pub struct ExchangeConfig {
     /// An upload (`mode=file`) with no data for this many seconds is refused
     /// (`OBMEN_EXCHANGE_UPLOAD_IDLE_SECS`): a stalled or trickling client cannot hold it open.
     pub upload_idle_secs: u64,
+    /// Wrong passwords in a row from one client address that lock that address
+    /// (`OBMEN_EXCHANGE_LOCK_AFTER`); 0 = never.
+    pub lock_after: u32,
+    /// How long such an address stays locked, and how long a quiet spell resets its count
+    /// (`OBMEN_EXCHANGE_LOCK_MINUTES`).
+    pub lock_minutes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -594,6 +622,8 @@ impl Default for ExchangeConfig {
             zip_max_ratio: 200,
             keep_exchanges: 30,
             upload_idle_secs: 60,
+            lock_after: 10,
+            lock_minutes: 15,
         }
     }
 }
@@ -611,6 +641,8 @@ pub enum ConfigError {
     Env { name: String, message: String },
     #[error("config file {path}: {message}")]
     Permissions { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
 }
 
 /// Unix: a config file that group or others may write is refused (whoever can write it can
@@ -687,6 +719,12 @@ impl Config {
             None => Config::default(),
         };
         cfg.apply_env(|name| std::env::var(name).ok())?;
+        cfg.server
+            .proxy_nets()
+            .map_err(|message| ConfigError::Invalid {
+                key: "server.trusted_proxies (OBMEN_TRUSTED_PROXIES)".into(),
+                message,
+            })?;
         Ok(cfg)
     }
 
@@ -755,6 +793,19 @@ impl Config {
         }
         if let Some(v) = nonempty("OBMEN_EXCHANGE_UPLOAD_IDLE_SECS") {
             self.exchange.upload_idle_secs = parse("OBMEN_EXCHANGE_UPLOAD_IDLE_SECS", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_EXCHANGE_LOCK_AFTER") {
+            self.exchange.lock_after = parse("OBMEN_EXCHANGE_LOCK_AFTER", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_EXCHANGE_LOCK_MINUTES") {
+            self.exchange.lock_minutes = parse("OBMEN_EXCHANGE_LOCK_MINUTES", &v)?;
+        }
+        if let Some(v) = nonempty("OBMEN_TRUSTED_PROXIES") {
+            self.server.trusted_proxies = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         if let Some(v) = nonempty("OBMEN_API_TOKEN") {
             self.api.token = Some(v);

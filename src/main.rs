@@ -51,6 +51,16 @@ enum Command {
     Migrate,
     /// Set a new 1C exchange password (stored as an argon2 hash) and print it once.
     ResetPassword,
+    /// The lockout after wrong 1C exchange passwords: without arguments, list the addresses
+    /// with counted failures or a lock; with ADDR (or --all), lift it.
+    #[command(name = "unlock-1c")]
+    Unlock1c {
+        /// The client address to unlock, as the exchange journal shows it.
+        addr: Option<String>,
+        /// Unlock every address.
+        #[arg(long, conflicts_with = "addr")]
+        all: bool,
+    },
     /// Act as 1C ("Обмен с сайтом"): run a full exchange against URL and check every answer
     /// the way 1C reads it. Exit code 0 only if everything succeeded.
     #[command(name = "emulate-1c")]
@@ -306,6 +316,7 @@ fn main() -> ExitCode {
         } => gen_catalog(goods, seed, images, &dir),
         Command::Sim { target } => sim(target),
         Command::User { action } => user(&cfg, action),
+        Command::Unlock1c { addr, all } => unlock_1c(&cfg, addr, all),
         Command::Backup { dir } => obmen::backup::backup(&cfg, &dir)
             .map(|(path, m)| {
                 println!(
@@ -336,6 +347,28 @@ fn migrate(cfg: &Config) -> Result<(), String> {
         "{}",
         json!({"database": cfg.database_url(), "up_to_date": true, "applied_now": applied})
     );
+    Ok(())
+}
+
+fn unlock_1c(cfg: &Config, addr: Option<String>, all: bool) -> Result<(), String> {
+    use obmen::exchange::lockout;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let pool = store::open(&cfg.database_url(), 1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    store::migrate(&mut conn).map_err(|e| e.to_string())?;
+    if addr.is_none() && !all {
+        let now = store::now_ms();
+        for f in lockout::list(&mut conn).map_err(|e| e.to_string())? {
+            let until = f.locked_until.filter(|t| *t > now);
+            println!(
+                "{}",
+                json!({"addr": f.client_addr, "failures": f.failures, "last_failed_at": f.last_failed_at, "locked_until": until})
+            );
+        }
+        return Ok(());
+    }
+    let n = lockout::unlock(&mut conn, addr.as_deref()).map_err(|e| e.to_string())?;
+    println!("{}", json!({"unlocked": n}));
     Ok(())
 }
 

@@ -110,6 +110,7 @@ mod tests {
         ServerConfig {
             tls_cert: cert.map(Path::to_path_buf),
             tls_key: key.map(Path::to_path_buf),
+            ..Default::default()
         }
     }
 

@@ -704,13 +704,18 @@ async fn credentials_cookies_and_parameters() {
     checks.finish();
 }
 
-/// There is no lockout after wrong passwords (documented in RELIABILITY.md): every wrong try
-/// gets the same answer, and the right password still works afterwards.
+/// Lockout after wrong passwords (`exchange.lock_after`, default 10, per client address):
+/// nine wrong tries get the plain answer, the tenth locks the address; while locked even the
+/// right password is refused, from that address only; a session opened before goes on; the
+/// count and the lock change no stored data; `obmen unlock-1c ADDR` lifts it.
 #[tokio::test]
-async fn repeated_wrong_passwords_get_the_same_answer_and_no_lockout() {
+async fn wrong_passwords_lock_the_address_out() {
     let srv = Server::start();
+    seed(&srv).await;
+    let cookie = srv.login("catalog").await;
+    let before = fingerprint(&srv, &[]).await;
     let wrong = basic(LOGIN, "guess");
-    for i in 0..20 {
+    for i in 1..10 {
         let r = srv
             .get("type=catalog&mode=checkauth", Some(&wrong), None)
             .await;
@@ -720,10 +725,78 @@ async fn repeated_wrong_passwords_get_the_same_answer_and_no_lockout() {
             "try {i}"
         );
     }
+    let locked =
+        "failure\nСлишком много неверных паролей с адреса 127.0.0.1: вход заблокирован до ";
+    let check_locked = |r: &Reply, what: &str| {
+        assert_eq!(r.status, 200, "{what}");
+        let rest = r
+            .body
+            .strip_prefix(locked)
+            .unwrap_or_else(|| panic!("{what}: {}", r.body));
+        // `YYYY-MM-DD HH:MM:SS.`, fifteen minutes from now (local time).
+        assert_eq!(rest.len(), 20, "{what}: {}", r.body);
+        assert!(rest.ends_with('.'), "{what}: {}", r.body);
+    };
+    let r = srv
+        .get("type=catalog&mode=checkauth", Some(&wrong), None)
+        .await;
+    check_locked(&r, "the tenth wrong password");
+    let r = srv
+        .get("type=catalog&mode=checkauth", Some(&Server::basic()), None)
+        .await;
+    check_locked(&r, "the right password while locked");
+    let r = srv
+        .get("type=sale&mode=query", Some(&Server::basic()), None)
+        .await;
+    check_locked(&r, "Basic on a later mode while locked");
+    // The session opened before the lock goes on (its cookie is not a password).
+    let r = srv.get("type=catalog&mode=init", None, Some(&cookie)).await;
+    assert_eq!(r.body, "zip=yes\nfile_limit=104857600");
+    // Another address is not locked.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let r = Reply::from(
+        other
+            .get(format!("{}?type=catalog&mode=checkauth", srv.url()))
+            .header("Authorization", Server::basic())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.first(), "success", "{}", r.body);
+    assert_eq!(fingerprint(&srv, &[sid(&cookie)]).await, before);
+
+    // The administrator lists and lifts the lock.
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_obmen"));
+        cmd.arg("--data-dir")
+            .arg(srv.data.path())
+            .args(args)
+            .env_remove("OBMEN_CONFIG");
+        with_db(&mut cmd, srv.data.path());
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = cli(&["unlock-1c"]);
+    assert!(
+        list.contains(r#""addr":"127.0.0.1","failures":10"#),
+        "{list}"
+    );
+    assert!(!list.contains(r#""locked_until":null"#), "{list}");
+    assert_eq!(cli(&["unlock-1c", "127.0.0.1"]).trim(), r#"{"unlocked":1}"#);
     let r = srv
         .get("type=catalog&mode=checkauth", Some(&Server::basic()), None)
         .await;
     assert_eq!(r.first(), "success", "{}", r.body);
+    assert_eq!(cli(&["unlock-1c"]), "");
 }
 
 /// A cookie stays valid after `complete` and across a restart (the session row is kept so that

@@ -259,10 +259,7 @@ pub async fn exchange_endpoint(
     let ex: Arc<Exchange> = ex.get_ref().clone();
     let mut j = Journal {
         started: Instant::now(),
-        client: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into()),
+        client: crate::web::client_addr(&req, &ex.cfg.server),
         method: req.method().to_string(),
         typ: None,
         mode: None,
@@ -357,6 +354,12 @@ async fn handle(
         let creds = (l.clone(), p.clone());
         (creds.0.clone(), ex.creds.verify(&creds.0, &creds.1))
     });
+    // A password was presented: the address's lockout decides first, then the count.
+    if let Some((_, ok)) = &basic_ok {
+        if let Some(refusal) = password_gate(ex, &j.client, *ok).await {
+            return refusal;
+        }
+    }
     if mode == "checkauth" {
         return match basic_ok {
             None => Answer {
@@ -411,6 +414,57 @@ async fn handle(
         "success" if typ == "sale" => super::sale::success(ex, &session).await,
         "info" if typ == "sale" => super::sale::info(ex),
         _ => unknown(lang, &typ, &mode),
+    }
+}
+
+/// The lockout after wrong passwords (see `lockout`): a refusal when `addr` is locked (whatever
+/// the password) or this wrong password locks it; otherwise counts a wrong password, or clears
+/// the count on the right one, and lets the request go on.
+async fn password_gate(ex: &Arc<Exchange>, addr: &str, ok: bool) -> Option<Answer> {
+    let lang = ex.lang();
+    let (lock_after, lock_ms) = (
+        ex.cfg.exchange.lock_after,
+        (ex.cfg.exchange.lock_minutes as i64).saturating_mul(60_000),
+    );
+    if lock_after == 0 {
+        return None;
+    }
+    let ex2 = ex.clone();
+    let addr2 = addr.to_string();
+    // (locked until, whether this request locked it)
+    let res = web::block(move || -> Result<Option<(i64, bool)>, StoreError> {
+        let mut c = ex2.pool.get()?;
+        let now = now_ms();
+        if let Some(until) = super::lockout::locked_until(&mut c, &addr2, now)? {
+            return Ok(Some((until, false)));
+        }
+        if ok {
+            super::lockout::succeeded(&mut c, &addr2)?;
+            Ok(None)
+        } else {
+            let lock = super::lockout::failed(&mut c, &addr2, now, lock_after, lock_ms)?;
+            Ok(lock.map(|until| (until, true)))
+        }
+    })
+    .await;
+    match res {
+        Ok(Ok(Some((until, now_locked)))) => {
+            if now_locked {
+                tracing::warn!(addr = %addr, lock_after, "exchange: address locked after repeated wrong passwords");
+            }
+            let at = crate::web::dash::when(until);
+            Some(Answer::failure(&match lang {
+                Lang::Ru => format!(
+                    "Слишком много неверных паролей с адреса {addr}: вход заблокирован до {at}."
+                ),
+                Lang::En => format!(
+                    "Too many wrong passwords from {addr}: signing in is locked until {at}."
+                ),
+            }))
+        }
+        Ok(Ok(None)) => None,
+        Ok(Err(e)) => Some(Answer::failure(&db_failure(lang, &e))),
+        Err(e) => Some(Answer::failure(&e.to_string())),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod handler;
 pub mod history;
 pub mod jobs;
+pub mod lockout;
 pub mod paths;
 pub mod query;
 pub mod sale;

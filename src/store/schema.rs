@@ -281,7 +281,18 @@ diesel::table! {
     }
 }
 
+// migrations/*/2026-12-02-000100_exchange_lockout
+diesel::table! {
+    exchange_auth_failures (client_addr) {
+        client_addr -> Text,
+        failures -> Integer,
+        last_failed_at -> BigInt,
+        locked_until -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    exchange_auth_failures,
     schedule_runs,
     settings,
     exchange_sessions,

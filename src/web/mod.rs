@@ -17,6 +17,41 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::exchange::handler::exchange_endpoint;
 use crate::exchange::Exchange;
 
+/// The client's address: the TCP peer, or, when the peer is one of `server.trusted_proxies`, the
+/// right-most address of `X-Forwarded-For` that is not a trusted proxy itself (the left part of
+/// that header is whatever the client wrote, so it is never believed).
+pub fn client_addr(req: &HttpRequest, server: &crate::config::ServerConfig) -> String {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return "unknown".into();
+    };
+    if server.trusted_proxies.is_empty() {
+        return peer.to_string();
+    }
+    let nets = server.proxy_nets().unwrap_or_default();
+    let trusted = |ip: &std::net::IpAddr| nets.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return peer.to_string();
+    }
+    let mut hops: Vec<std::net::IpAddr> = Vec::new();
+    for v in req.headers().get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else {
+            return peer.to_string();
+        };
+        for part in v.split(',') {
+            match part.trim().parse() {
+                Ok(ip) => hops.push(ip),
+                // Garbage in the chain: nothing left of it can be trusted; stop at the proxy.
+                Err(_) => hops.clear(),
+            }
+        }
+    }
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer)
+        .to_string()
+}
+
 /// Paths 1C may be pointed at. UT11 with a bare host name uses the Bitrix path.
 pub const EXCHANGE_PATHS: [&str; 3] = [
     "/1c_exchange.php",
@@ -158,5 +193,72 @@ async fn metrics(ex: web::Data<Arc<Exchange>>) -> HttpResponse {
         Err(e) => HttpResponse::InternalServerError()
             .content_type("text/plain; charset=utf-8")
             .body(format!("metrics: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod client_addr_tests {
+    use super::client_addr;
+    use crate::config::ServerConfig;
+    use actix_web::test::TestRequest;
+
+    fn addr(peer: &str, xff: &[&str], trusted: &[&str]) -> String {
+        let mut r = TestRequest::default().peer_addr(format!("{peer}:40000").parse().unwrap());
+        for v in xff {
+            r = r.append_header(("X-Forwarded-For", *v));
+        }
+        let server = ServerConfig {
+            trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        client_addr(&r.to_http_request(), &server)
+    }
+
+    #[test]
+    fn the_peer_unless_it_is_a_trusted_proxy() {
+        // No trusted proxies: the header is never believed.
+        assert_eq!(addr("10.0.0.5", &["1.2.3.4"], &[]), "10.0.0.5");
+        // A peer that is not trusted: the header is ignored.
+        assert_eq!(addr("10.9.0.5", &["1.2.3.4"], &["10.0.0.0/16"]), "10.9.0.5");
+        // A trusted peer: the right-most untrusted hop; what the client prepended is ignored.
+        assert_eq!(
+            addr("10.0.0.5", &["6.6.6.6, 1.2.3.4"], &["10.0.0.0/16"]),
+            "1.2.3.4"
+        );
+        // Proxies behind proxies are skipped; headers repeated count in order.
+        assert_eq!(
+            addr(
+                "10.0.0.5",
+                &["6.6.6.6, 1.2.3.4", "10.0.0.7"],
+                &["10.0.0.0/16"]
+            ),
+            "1.2.3.4"
+        );
+        // Plain address entry; IPv6.
+        assert_eq!(
+            addr("10.0.0.5", &["2001:db8::1"], &["10.0.0.5"]),
+            "2001:db8::1"
+        );
+        // Trusted peer, no header or only proxies in it: the peer.
+        assert_eq!(addr("10.0.0.5", &[], &["10.0.0.5"]), "10.0.0.5");
+        assert_eq!(addr("10.0.0.5", &["10.0.0.6"], &["10.0.0.0/8"]), "10.0.0.5");
+        // Garbage after a good hop: nothing before it is believed.
+        assert_eq!(
+            addr("10.0.0.5", &["1.2.3.4, junk"], &["10.0.0.5"]),
+            "10.0.0.5"
+        );
+        assert_eq!(
+            addr("10.0.0.5", &["junk, 1.2.3.4"], &["10.0.0.5"]),
+            "1.2.3.4"
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        let s = ServerConfig {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "proxy.local".into()],
+            ..Default::default()
+        };
+        assert!(s.proxy_nets().unwrap_err().contains("proxy.local"));
     }
 }

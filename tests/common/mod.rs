@@ -274,7 +274,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(r: reqwest::Response) -> Reply {
+    pub async fn from(r: reqwest::Response) -> Reply {
         let status = r.status().as_u16();
         let content_type = r
             .headers()

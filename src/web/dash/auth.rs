@@ -104,7 +104,7 @@ async fn login(
         let ctx = super::base_ctx(&req, &ex, "login");
         return super::message(ctx, StatusCode::FORBIDDEN, t("forbidden"), t("csrf_text"));
     }
-    let addr = super::client_addr(&req);
+    let addr = super::client_addr(&req, &ex);
     let (n2, a2) = (name.clone(), addr.clone());
     let res = super::db(&ex, move |c| {
         let r = users::check_login(c, &n2, &password)?;

@@ -140,10 +140,8 @@ pub fn lang_of(req: &HttpRequest, ex: &Exchange) -> Lang {
         .unwrap_or(ex.cfg.lang)
 }
 
-pub fn client_addr(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+pub fn client_addr(req: &HttpRequest, ex: &Exchange) -> String {
+    crate::web::client_addr(req, &ex.cfg.server)
 }
 
 /// Whether cookies must carry `Secure`: the public URL or this request is https.
@@ -371,7 +369,7 @@ pub async fn audit(
     let (user, action, addr) = (
         ctx.user_name().to_string(),
         action.to_string(),
-        client_addr(req),
+        client_addr(req, ex),
     );
     let res = db(ex, move |c| {
         Ok(crate::users::audit(
