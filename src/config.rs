@@ -520,6 +520,10 @@ pub struct ExchangeConfig {
     /// How long such an address stays locked, and how long a quiet spell resets its count
     /// (`OBMEN_EXCHANGE_LOCK_MINUTES`).
     pub lock_minutes: u64,
+    /// Lease of a running import job, renewed every quarter of it: on PostgreSQL, how long the
+    /// job of an instance that died waits before another (or the restarted) instance takes it
+    /// over. At least 2.
+    pub import_lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -624,6 +628,7 @@ impl Default for ExchangeConfig {
             upload_idle_secs: 60,
             lock_after: 10,
             lock_minutes: 15,
+            import_lease_secs: 60,
         }
     }
 }

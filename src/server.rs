@@ -447,7 +447,11 @@ pub fn build(cfg: Config) -> anyhow::Result<(Arc<Exchange>, Option<String>)> {
         }
         exchange::setup_credentials(&cfg, &mut c)?
     };
-    let jobs = JobRunner::start(pool.clone(), cfg.lang)?;
+    let jobs = JobRunner::start_with_lease(
+        pool.clone(),
+        cfg.lang,
+        Duration::from_secs(cfg.exchange.import_lease_secs.max(2)),
+    )?;
     jobs.set_media_dir(cfg.media_dir());
     Ok((
         Arc::new(Exchange {

@@ -21,8 +21,9 @@ use crate::i18n::Lang;
 use crate::store::schema::import_jobs::dsl as j;
 use crate::store::{now_ms, DbPool, StoreError, StoreResult};
 
-/// How long a running import job stays its instance's without a renewal.
-const JOB_LEASE: Duration = Duration::from_secs(60);
+/// How long a running import job stays its instance's without a renewal (default of
+/// `exchange.import_lease_secs`).
+pub const JOB_LEASE: Duration = Duration::from_secs(60);
 
 /// Queue again the jobs left `running` by an instance that died: those whose lease ran out, or
 /// (`everything`, at the start of the one process of a SQLite database) all of them.
@@ -95,11 +96,19 @@ struct Inner {
     media_dir: Mutex<Option<PathBuf>>,
     /// Count of imports finished with success: relays watch it to push what changed.
     imported: tokio::sync::watch::Sender<u64>,
+    /// The lease of a running job (renewed every quarter of it).
+    lease: Duration,
 }
 
 impl JobRunner {
     /// Start the worker thread. Jobs left `running` by a crash are queued again.
     pub fn start(pool: DbPool, lang: Lang) -> StoreResult<JobRunner> {
+        Self::start_with_lease(pool, lang, JOB_LEASE)
+    }
+
+    /// [`JobRunner::start`] with the lease of a running job: on PostgreSQL, how long a job of
+    /// an instance that died waits before another instance (or the restarted one) takes it.
+    pub fn start_with_lease(pool: DbPool, lang: Lang, lease: Duration) -> StoreResult<JobRunner> {
         {
             let mut conn = pool.get()?;
             let everything = !conn.is_pg();
@@ -115,6 +124,7 @@ impl JobRunner {
                 finished: tokio::sync::Notify::new(),
                 media_dir: Mutex::new(None),
                 imported: tokio::sync::watch::channel(0).0,
+                lease,
             }),
         };
         let worker = runner.clone();
@@ -216,6 +226,7 @@ impl JobRunner {
                 finished: tokio::sync::Notify::new(),
                 media_dir: Mutex::new(None),
                 imported: tokio::sync::watch::channel(0).0,
+                lease: JOB_LEASE,
             }),
         }
     }
@@ -324,7 +335,7 @@ impl JobRunner {
                 j::state.eq("running"),
                 j::started_at.eq(now),
                 j::owner.eq(crate::store::instance_id()),
-                j::lease_until.eq(now + JOB_LEASE.as_millis() as i64),
+                j::lease_until.eq(now + self.inner.lease.as_millis() as i64),
             ))
             .execute(&mut conn)?;
             if won == 1 {
@@ -337,15 +348,16 @@ impl JobRunner {
         // Renew the lease while the import runs, so no other instance takes the job over.
         let (stop, stopped) = mpsc::channel::<()>();
         let pool = self.inner.pool.clone();
+        let lease = self.inner.lease;
         let heartbeat = std::thread::spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(JOB_LEASE / 4) {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(lease / 4) {
                 if let Ok(mut c) = pool.get() {
                     let _ = diesel::update(
                         j::import_jobs
                             .filter(j::id.eq(id))
                             .filter(j::owner.eq(crate::store::instance_id())),
                     )
-                    .set(j::lease_until.eq(now_ms() + JOB_LEASE.as_millis() as i64))
+                    .set(j::lease_until.eq(now_ms() + lease.as_millis() as i64))
                     .execute(&mut c);
                 }
             }
