@@ -542,6 +542,9 @@ fn slope_mib_per_min(points: &[(f64, u64)]) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // reqwest is built without a rustls provider of its own; obmen's constructor that installs
+    // one is not linked into a binary that uses nothing else of the library.
+    obmen::tls::install_crypto_provider();
     let o = parse_opts();
     let stats: Shared = Arc::new(Mutex::new(Stats::default()));
     let start = Instant::now();

@@ -18,6 +18,8 @@ use obmen::store::schema::{offers, outbox, ozon_stock_state, stock};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // See examples/load.rs: the library's constructor may not be linked into an example.
+    obmen::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let goods: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let full_push = args.iter().any(|a| a == "--full-push");
