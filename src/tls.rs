@@ -21,8 +21,10 @@ pub fn install_crypto_provider() {
     }
 }
 
-/// Before `main` of every binary that links this library (the server, the simulators, every
-/// test binary): without a provider installed, building any `reqwest::Client` panics.
+/// Before `main` of the binaries that link this file's object (the server, the simulators, the
+/// test binaries): without a provider installed, building any `reqwest::Client` panics. A binary
+/// that uses little else of the library may not link it (the load example did not): such a
+/// binary calls [`install_crypto_provider`] itself.
 /// Safe before `main`: it only allocates and sets a `OnceLock`.
 #[ctor::ctor]
 unsafe fn init() {
