@@ -292,7 +292,10 @@ pub fn now_ms() -> i64 {
 }
 
 /// Page cache of a pooled connection, KiB (`PRAGMA cache_size` below; the importer raises its own).
-pub const CACHE_KIB: u32 = 16_384;
+/// The server's pool holds 16 connections and each one's cache fills as the database grows, so
+/// this bounds the process's memory: 16 × 4 MiB (16 MiB each made RSS climb to ≈ 350 MiB under
+/// the load harness, BENCHMARKS.md).
+pub const CACHE_KIB: u32 = 4_096;
 
 /// Where a database URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,13 +363,13 @@ struct SqlitePragmas;
 impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut Conn) -> Result<(), diesel::r2d2::Error> {
         if let Conn::Sqlite(c) = conn {
-            c.batch_execute(
+            c.batch_execute(&format!(
                 // busy_timeout first: every later statement may wait for a lock. journal_mode=WAL
                 // is persistent and was set once by `open`, so this one is a no-op that takes no
                 // lock.
                 "PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;",
-            )
+                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{CACHE_KIB};"
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
@@ -464,6 +467,31 @@ mod tests {
             super::numbered_placeholders("a = ? AND b <> '?' AND c = ?"),
             "a = $1 AND b <> '?' AND c = $2"
         );
+    }
+
+    /// The pooled connections' page cache is what bounds the server's memory as the database
+    /// grows (BENCHMARKS.md, load): each connection must come out of the pool with it set.
+    #[test]
+    fn pooled_sqlite_connections_have_the_bounded_page_cache() {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct CacheSize {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            cache_size: i64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::open(dir.path().join("t.db").to_str().unwrap(), 2).unwrap();
+        // Both of the pool's connections at once, so that neither is checked twice.
+        let mut held = [pool.get().unwrap(), pool.get().unwrap()];
+        for conn in &mut held {
+            let super::Conn::Sqlite(c) = &mut **conn else {
+                panic!("a plain path opens SQLite")
+            };
+            let got: CacheSize = diesel::sql_query("PRAGMA cache_size")
+                .get_result(c)
+                .unwrap();
+            assert_eq!(got.cache_size, -i64::from(super::CACHE_KIB));
+        }
     }
 
     #[test]
