@@ -465,8 +465,13 @@ fn copy_tree(from: &Path, to: &Path, depth: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A session not closed (no `complete`, no later checkauth of its client) that made a request
+/// this recently is taken for one still uploading: its folder is not pruned whatever its age.
+pub const OPEN_SESSION_GRACE_MS: i64 = 3_600_000;
+
 /// Keep the raw files of the newest `keep` exchanges that have any; remove older upload folders
-/// (never one an unfinished import reads). Returns the folders removed.
+/// (never one an unfinished import reads, nor one of a session still uploading: see
+/// [`OPEN_SESSION_GRACE_MS`]). Returns the folders removed.
 pub fn prune_kept(ex: &Exchange, keep: usize) -> StoreResult<usize> {
     let root = ex.cfg.uploads_dir();
     let Ok(rd) = std::fs::read_dir(&root) else {
@@ -482,18 +487,34 @@ pub fn prune_kept(ex: &Exchange, keep: usize) -> StoreResult<usize> {
         return Ok(0);
     }
     let mut c = ex.pool.get()?;
-    let mut known: HashMap<String, i64> = exchange_sessions::table
+    let rows: Vec<(String, i64, bool, i64)> = exchange_sessions::table
         .filter(exchange_sessions::id.eq_any(&dirs))
-        .select((exchange_sessions::id, exchange_sessions::created_at))
-        .load::<(String, i64)>(&mut c)?
-        .into_iter()
+        .select((
+            exchange_sessions::id,
+            exchange_sessions::created_at,
+            exchange_sessions::closed,
+            exchange_sessions::last_seen_at,
+        ))
+        .load(&mut c)?;
+    let recent = now_ms() - OPEN_SESSION_GRACE_MS;
+    // Without this, a session that opened before the newest `keep` (a long upload while other
+    // exchanges came and went) lost its files mid-upload: "Файл … не найден на сервере" at its
+    // import (seen under the load harness, 50 clients).
+    let mut busy: std::collections::HashSet<String> = rows
+        .iter()
+        .filter(|(_, _, closed, seen)| !closed && *seen >= recent)
+        .map(|(id, ..)| id.clone())
         .collect();
-    let busy: std::collections::HashSet<String> = import_jobs::table
-        .filter(import_jobs::state.eq_any(["queued", "running"]))
-        .select(import_jobs::session_id)
-        .load::<String>(&mut c)?
+    let mut known: HashMap<String, i64> = rows
         .into_iter()
+        .map(|(id, created, ..)| (id, created))
         .collect();
+    busy.extend(
+        import_jobs::table
+            .filter(import_jobs::state.eq_any(["queued", "running"]))
+            .select(import_jobs::session_id)
+            .load::<String>(&mut c)?,
+    );
     drop(c);
     // Newest first; a folder without a session row (left by a crash) counts as oldest.
     let mut order: Vec<(i64, String)> = dirs
@@ -518,8 +539,7 @@ pub fn prune_kept(ex: &Exchange, keep: usize) -> StoreResult<usize> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn old_upload_folders_go_the_newest_and_busy_ones_stay() {
+    fn exchange() -> (tempfile::TempDir, std::sync::Arc<Exchange>) {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = crate::config::Config {
             data_dir: dir.path().to_path_buf(),
@@ -527,28 +547,43 @@ mod tests {
         };
         cfg.exchange.password = Some("x".into());
         let (ex, _) = crate::server::build(cfg).unwrap();
+        (dir, ex)
+    }
+
+    /// A catalog session's row and its upload folder with an `import.xml`; returns the folder.
+    fn session(ex: &Exchange, id: &str, created: i64, seen: i64, closed: bool) -> PathBuf {
         let mut c = ex.pool.get().unwrap();
+        diesel::insert_into(exchange_sessions::table)
+            .values((
+                exchange_sessions::id.eq(id),
+                exchange_sessions::sessid.eq(id),
+                exchange_sessions::exchange_type.eq("catalog"),
+                exchange_sessions::client_addr.eq("1.2.3.4"),
+                exchange_sessions::login.eq("1c"),
+                exchange_sessions::created_at.eq(created),
+                exchange_sessions::last_seen_at.eq(seen),
+                exchange_sessions::auth_timestamp.eq(1),
+                exchange_sessions::zip.eq(false),
+                exchange_sessions::file_limit.eq(1),
+                exchange_sessions::closed.eq(closed),
+            ))
+            .execute(&mut c)
+            .unwrap();
+        let d = ex.session_dir(id);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("import.xml"), "<x/>").unwrap();
+        d
+    }
+
+    #[test]
+    fn old_upload_folders_go_the_newest_and_busy_ones_stay() {
+        let (_dir, ex) = exchange();
         for (i, id) in ["aaa1", "bbb2", "ccc3", "ddd4"].iter().enumerate() {
-            diesel::insert_into(exchange_sessions::table)
-                .values((
-                    exchange_sessions::id.eq(id),
-                    exchange_sessions::sessid.eq(id),
-                    exchange_sessions::exchange_type.eq("catalog"),
-                    exchange_sessions::client_addr.eq("1.2.3.4"),
-                    exchange_sessions::login.eq("1c"),
-                    exchange_sessions::created_at.eq(1000 + i as i64),
-                    exchange_sessions::last_seen_at.eq(1000 + i as i64),
-                    exchange_sessions::auth_timestamp.eq(1),
-                    exchange_sessions::zip.eq(false),
-                    exchange_sessions::file_limit.eq(1),
-                ))
-                .execute(&mut c)
-                .unwrap();
-            let d = ex.session_dir(id);
+            let d = session(&ex, id, 1000 + i as i64, 1000 + i as i64, true);
             std::fs::create_dir_all(d.join("import_files")).unwrap();
-            std::fs::write(d.join("import.xml"), "<x/>").unwrap();
             std::fs::write(d.join("import_files/a.jpg"), "jpg").unwrap();
         }
+        let mut c = ex.pool.get().unwrap();
         // The oldest one's import is still queued: its files stay whatever their age.
         diesel::insert_into(import_jobs::table)
             .values((
@@ -571,5 +606,26 @@ mod tests {
         assert!(kept_file_path(&ex, "ddd4", "import_files/a.jpg").is_some());
         assert!(kept_file_path(&ex, "ddd4", "../ccc3/import.xml").is_none());
         assert!(kept_file_path(&ex, "../ddd4", "import.xml").is_none());
+    }
+
+    /// Regression (load harness): a session still uploading kept its folder only while it was
+    /// among the newest `keep`; once newer exchanges passed it, the prune removed its files
+    /// mid-upload and its import failed.
+    #[test]
+    fn folders_of_sessions_still_uploading_stay_past_keep() {
+        let (_dir, ex) = exchange();
+        let now = now_ms();
+        // (id, created, last seen, closed): the two oldest are open, one busy a minute ago and
+        // one silent for longer than the grace; then two newer closed exchanges.
+        session(&ex, "open1", now - 7_200_000, now - 60_000, false);
+        let silent = now - OPEN_SESSION_GRACE_MS - 60_000;
+        session(&ex, "gone2", now - 7_200_000, silent, false);
+        session(&ex, "done3", now - 30_000, now - 20_000, true);
+        session(&ex, "done4", now - 10_000, now - 5_000, true);
+        assert_eq!(prune_kept(&ex, 1).unwrap(), 2);
+        assert!(ex.session_dir("open1").exists(), "still uploading");
+        assert!(!ex.session_dir("gone2").exists(), "abandoned");
+        assert!(!ex.session_dir("done3").exists(), "old");
+        assert!(ex.session_dir("done4").exists(), "newest");
     }
 }
