@@ -10,6 +10,8 @@
 #   FUZZ_TARGETS="cml_reader orders_reader zip query"   which targets
 #   FUZZ_PARALLEL=1      how many targets run at the same time (each uses one core)
 #   FUZZ_RSS_MB=2048     libFuzzer's -rss_limit_mb
+#   FUZZ_PROFILE=release  release (optimized, the long runs) or dev (unoptimized: a quicker cold
+#                        build, fewer executions a second; CI's smoke uses it)
 #   FUZZ_SANITIZER=none  cargo-fuzz's -s: the fuzzed code of obmen is safe Rust, so the runs look
 #                        for panics, hangs and memory blow-ups without a sanitizer (a build of a
 #                        third of the time); `address` adds ASan for the dependencies' unsafe code.
@@ -29,6 +31,11 @@ PARALLEL=${FUZZ_PARALLEL:-1}
 # FUZZ_SEED: libFuzzer's seed (CI fixes it, so its smoke takes the same path every time).
 RSS_MB=${FUZZ_RSS_MB:-2048}
 SANITIZER=${FUZZ_SANITIZER:-none}
+case "${FUZZ_PROFILE:-release}" in
+  release) PROFILE_ARGS=(-a) ;;
+  dev) PROFILE_ARGS=(--dev -a) ;;
+  *) echo "fuzz: FUZZ_PROFILE must be release or dev" >&2; exit 2 ;;
+esac
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   TOOLCHAIN=nightly
   fuzz() { cargo +nightly fuzz "$@"; }
@@ -46,15 +53,15 @@ extra_args() {
 }
 
 start=$(date +%s)
-echo "== fuzz: building the targets ($TOOLCHAIN, release with debug assertions, sanitizer $SANITIZER)"
-fuzz build -a -s "$SANITIZER" || { echo "fuzz: build failed"; exit 2; }
+echo "== fuzz: building the targets ($TOOLCHAIN, ${FUZZ_PROFILE:-release} with debug assertions, sanitizer $SANITIZER)"
+fuzz build "${PROFILE_ARGS[@]}" -s "$SANITIZER" || { echo "fuzz: build failed"; exit 2; }
 echo "fuzz: built in $(($(date +%s) - start)) s"
 
 run_one() {
   local t=$1 log="$FUZZ/artifacts/$1.log"
   mkdir -p "$FUZZ/work/$t" "$FUZZ/artifacts/$t"
   # shellcheck disable=SC2046
-  fuzz run -a -s "$SANITIZER" "$t" "$FUZZ/work/$t" "$FUZZ/corpus/$t" -- \
+  fuzz run "${PROFILE_ARGS[@]}" -s "$SANITIZER" "$t" "$FUZZ/work/$t" "$FUZZ/corpus/$t" -- \
     -max_total_time="$SECS" -rss_limit_mb="$RSS_MB" -print_final_stats=1 ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
     $(extra_args "$t") >"$log" 2>&1
   local rc=$?
