@@ -508,6 +508,32 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
         "removing old exchange files failed",
     )
     .await?;
+    // SQLite: the WAL is cut back every minute (store::checkpoint_wal says why).
+    if !ex.pool.get()?.is_pg() {
+        let pool = ex.pool.clone();
+        on_schedule(
+            &sched,
+            &ex.pool,
+            "15 * * * * *",
+            move || {
+                let pool = pool.clone();
+                async move {
+                    let r =
+                        tokio::task::spawn_blocking(move || store::checkpoint_wal(&pool)).await??;
+                    if let Some(r) = r.filter(|r| r.busy) {
+                        tracing::debug!(
+                            wal_frames = r.wal_frames,
+                            checkpointed = r.checkpointed,
+                            "WAL checkpoint: readers still busy, again in a minute"
+                        );
+                    }
+                    Ok(())
+                }
+            },
+            "SQLite WAL checkpoint failed",
+        )
+        .await?;
+    }
     start_retention(&ex, &sched).await?;
     sched.start().await?;
     Ok(sched)

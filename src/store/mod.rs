@@ -297,6 +297,17 @@ pub fn now_ms() -> i64 {
 /// the load harness, BENCHMARKS.md).
 pub const CACHE_KIB: u32 = 4_096;
 
+/// What a WAL file of SQLite is cut back to once a checkpoint has emptied it
+/// (`PRAGMA journal_size_limit`); without it the file keeps the largest size it ever reached.
+pub const WAL_LIMIT_BYTES: u64 = 64 << 20;
+
+/// How long a pooled SQLite connection waits for a lock (`PRAGMA busy_timeout`).
+const BUSY_TIMEOUT_MS: u32 = 60_000;
+
+/// How long the periodic checkpoint waits for readers and writers (`checkpoint_wal`): short, so
+/// that it never holds up 1C's requests, and it simply runs again at the next turn.
+const CHECKPOINT_WAIT_MS: u32 = 2_000;
+
 /// Where a database URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -367,8 +378,9 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
                 // busy_timeout first: every later statement may wait for a lock. journal_mode=WAL
                 // is persistent and was set once by `open`, so this one is a no-op that takes no
                 // lock.
-                "PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{CACHE_KIB};"
+                "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{CACHE_KIB}; \
+                 PRAGMA journal_size_limit = {WAL_LIMIT_BYTES};"
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -391,7 +403,9 @@ pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
             // journal mode get "database is locked".
             let mut first = diesel::SqliteConnection::establish(path)?;
             first
-                .batch_execute("PRAGMA busy_timeout = 60000; PRAGMA journal_mode = WAL;")
+                .batch_execute(&format!(
+                    "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL;"
+                ))
                 .map_err(StoreError::Db)?;
             migrate(&mut Conn::Sqlite(first))?;
         }
@@ -409,6 +423,47 @@ pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
         .connection_customizer(Box::new(SqlitePragmas))
         .build(Manager(target))?;
     Ok(pool)
+}
+
+/// The result of `checkpoint_wal` (SQLite's `wal_checkpoint` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The checkpoint could not finish: a reader or writer held on past the wait.
+    pub busy: bool,
+    /// Frames in the WAL, and how many of them reached the database file.
+    pub wal_frames: i64,
+    pub checkpointed: i64,
+}
+
+/// Copy SQLite's WAL into the database file and truncate it to zero (`wal_checkpoint(TRUNCATE)`).
+/// SQLite's own checkpoints after each commit cannot restart the WAL while some reader always
+/// holds an older snapshot, and under a steady load the file grew without end (420 MB in a
+/// 10-minute load run, BENCHMARKS.md); this waits a moment for the readers to move on. `None` on
+/// PostgreSQL.
+pub fn checkpoint_wal(pool: &DbPool) -> StoreResult<Option<Checkpoint>> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        log: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        checkpointed: i64,
+    }
+    let mut conn = pool.get()?;
+    let Conn::Sqlite(c) = &mut *conn else {
+        return Ok(None);
+    };
+    c.batch_execute(&format!("PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}"))?;
+    let row = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Row>(c);
+    // The pooled connection goes back with the pool's own wait.
+    c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
+    let row = row?;
+    Ok(Some(Checkpoint {
+        busy: row.busy != 0,
+        wal_frames: row.log,
+        checkpointed: row.checkpointed,
+    }))
 }
 
 /// Advisory lock held while migrating PostgreSQL, so instances starting together take turns.
@@ -492,6 +547,63 @@ mod tests {
                 .unwrap();
             assert_eq!(got.cache_size, -i64::from(super::CACHE_KIB));
         }
+    }
+
+    /// The periodic checkpoint empties the WAL that a long reader kept growing, once the reader
+    /// is gone; while it reads, the checkpoint gives up after its short wait and says so.
+    #[test]
+    fn checkpoint_truncates_the_wal_once_readers_move_on() {
+        use diesel::connection::SimpleConnection;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let pool = super::open(db.to_str().unwrap(), 2).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let mut reader = pool.get().unwrap();
+        {
+            let mut w = pool.get().unwrap();
+            w.batch_execute("CREATE TABLE t (x BLOB); INSERT INTO t VALUES (zeroblob(1000));")
+                .unwrap();
+            // A reader holding its snapshot: SQLite's own checkpoints cannot restart the WAL.
+            reader
+                .batch_execute("BEGIN; SELECT count(*) FROM t;")
+                .unwrap();
+            for _ in 0..200 {
+                w.batch_execute("INSERT INTO t VALUES (zeroblob(8000))")
+                    .unwrap();
+            }
+        }
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 1 << 20, "WAL of {grown} bytes");
+        let started = std::time::Instant::now();
+        let held = super::checkpoint_wal(&pool).unwrap().unwrap();
+        assert!(held.busy, "{held:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert!(std::fs::metadata(&wal).unwrap().len() >= grown);
+        reader.batch_execute("COMMIT").unwrap();
+        drop(reader);
+        let done = super::checkpoint_wal(&pool).unwrap().unwrap();
+        assert_eq!(
+            done,
+            super::Checkpoint {
+                busy: false,
+                wal_frames: 0,
+                checkpointed: 0
+            }
+        );
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        // The connection went back to the pool with its usual wait.
+        #[derive(diesel::QueryableByName)]
+        struct Timeout {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            timeout: i32,
+        }
+        let mut c = pool.get().unwrap();
+        let super::Conn::Sqlite(c) = &mut *c else {
+            unreachable!()
+        };
+        let t: Timeout =
+            diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA busy_timeout"), c).unwrap();
+        assert_eq!(t.timeout, super::BUSY_TIMEOUT_MS as i32);
     }
 
     #[test]
