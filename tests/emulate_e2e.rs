@@ -217,8 +217,10 @@ async fn realworld_corpus_through_the_emulator() {
             .unwrap();
         assert!(
             out.status.success(),
-            "{repo}: offline import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "{repo}: offline import failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
         );
         let reference = Server::start_in(offline, &[]);
         let want = reference.summary().await;

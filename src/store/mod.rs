@@ -417,8 +417,11 @@ pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
     let pool = Pool::builder()
         .max_size(max_size)
         // A PostgreSQL server is shared (several instances, max_connections): open connections
-        // as they are needed rather than all at start.
-        .min_idle(if pg { Some(1) } else { None })
+        // as they are needed rather than all at start, and never in the background: r2d2 keeps
+        // `min_idle` topped up from a thread of its own, and a process ending while that thread
+        // was inside libpq's connect crashed in libpq's libraries' exit handlers (Kerberos,
+        // TLS; `obmen import` on PostgreSQL died by SIGSEGV or SIGABRT in 2 runs of 60).
+        .min_idle(if pg { Some(0) } else { None })
         .connection_timeout(Duration::from_secs(60))
         .connection_customizer(Box::new(SqlitePragmas))
         .build(Manager(target))?;
@@ -604,6 +607,25 @@ mod tests {
         let t: Timeout =
             diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA busy_timeout"), c).unwrap();
         assert_eq!(t.timeout, super::BUSY_TIMEOUT_MS as i32);
+    }
+
+    /// On PostgreSQL the pool opens a connection only when one is asked for, never from r2d2's
+    /// own thread: a connect in flight there when a short command (`obmen import`) ended crashed
+    /// the process in libpq's exit handlers. (The suite's PostgreSQL pass runs this.)
+    #[test]
+    fn postgres_pool_connects_only_on_demand() {
+        if !super::testing::on_pg() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::open(&super::testing::url(dir.path()), 4).unwrap();
+        assert_eq!(pool.state().connections, 0, "{:?}", pool.state());
+        let held = pool.get().unwrap();
+        // r2d2 would top `min_idle` up within milliseconds; give it ample time.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(pool.state().connections, 1, "{:?}", pool.state());
+        drop(held);
+        assert_eq!(pool.state().idle_connections, 1, "{:?}", pool.state());
     }
 
     #[test]
