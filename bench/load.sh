@@ -34,7 +34,9 @@ LOAD=$TARGET/$PROFILE/examples/load
 DATA=$(mktemp -d)
 LOG=$DATA/serve.log
 SERVER=
+SAMPLER=
 cleanup() {
+  [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
   if [ -n "${KEEP:-}" ]; then echo "data folder kept: $DATA" >&2; else rm -rf "$DATA"; fi
 }
@@ -56,11 +58,24 @@ done
 [ -n "$ADDR" ] || { echo "obmen serve did not start" >&2; cat "$LOG" >&2; exit 1; }
 echo "obmen serve pid $SERVER on $ADDR, data $DATA, database: ${OBMEN_DATABASE_URL:+PostgreSQL }${OBMEN_DATABASE_URL:-SQLite}" \
   | sed 's|//[^@]*@|//…@|' >&2
+# SQLite: the WAL's size every 10 s (its bound is what store::checkpoint_wal keeps).
+WAL_SAMPLES=$DATA/wal.samples
+if [ -z "${OBMEN_DATABASE_URL:-}" ]; then
+  (while kill -0 $SERVER 2>/dev/null; do
+    stat -c %s "$DATA/obmen.db-wal" 2>/dev/null >>"$WAL_SAMPLES" || true
+    sleep 10
+  done) &
+  SAMPLER=$!
+fi
 status=0
 $LOAD --base "http://$ADDR" --pid $SERVER --login 1c --password "$OBMEN_EXCHANGE_PASSWORD" \
   --dash-user load --dash-password "$DASH_PASSWORD" --duration "$DURATION" --sessions "$SESSIONS" \
   --dash "$DASH" --goods "$GOODS" --chunk "$CHUNK" --sale-every "$SALE_EVERY" ${LOAD_ARGS:-} || status=1
 kill -0 $SERVER 2>/dev/null || { echo "obmen serve died during the run" >&2; status=1; }
+if [ -s "$WAL_SAMPLES" ]; then
+  sort -n "$WAL_SAMPLES" | awk -v last="$(tail -1 "$WAL_SAMPLES")" -v db="$(stat -c %s "$DATA/obmen.db")" \
+    '{m=$1} END {printf "SQLite: WAL max %.1f MiB, last sample %.1f MiB (%d samples); database %.1f MiB\n", m/1048576, last/1048576, NR, db/1048576}'
+fi
 # Without colour codes (the log may carry ANSI escapes).
 sed 's/\x1b\[[0-9;]*m//g' "$LOG" >"$LOG.plain"
 warn=$(grep -c ' WARN ' "$LOG.plain" || true)
