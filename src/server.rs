@@ -508,23 +508,25 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
         "removing old exchange files failed",
     )
     .await?;
-    // SQLite: the WAL is cut back every minute (store::checkpoint_wal says why).
+    // SQLite: the WAL is cut back when it outgrows its limit (store::checkpoint_wal says why);
+    // every 10 s, as it can grow by hundreds of MB a minute under load.
     if !ex.pool.get()?.is_pg() {
         let pool = ex.pool.clone();
         on_schedule(
             &sched,
             &ex.pool,
-            "15 * * * * *",
+            "*/10 * * * * *",
             move || {
                 let pool = pool.clone();
                 async move {
-                    let r =
-                        tokio::task::spawn_blocking(move || store::checkpoint_wal(&pool)).await??;
+                    let r = tokio::task::spawn_blocking(move || {
+                        store::checkpoint_wal(&pool, store::WAL_LIMIT_BYTES as i64)
+                    })
+                    .await??;
                     if let Some(r) = r.filter(|r| r.busy) {
                         tracing::debug!(
-                            wal_frames = r.wal_frames,
-                            checkpointed = r.checkpointed,
-                            "WAL checkpoint: readers still busy, again in a minute"
+                            wal_bytes = r.wal_bytes,
+                            "WAL checkpoint: readers still busy, again in 10 s"
                         );
                     }
                     Ok(())

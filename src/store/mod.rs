@@ -428,44 +428,59 @@ pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
     Ok(pool)
 }
 
-/// The result of `checkpoint_wal` (SQLite's `wal_checkpoint` row).
+/// The result of `checkpoint_wal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
-    /// The checkpoint could not finish: a reader or writer held on past the wait.
+    /// Bytes of WAL frames found (before any truncation).
+    pub wal_bytes: i64,
+    /// The WAL was over the threshold and a truncating checkpoint ran.
+    pub truncating: bool,
+    /// That checkpoint could not finish: a reader or writer held on past the wait.
     pub busy: bool,
-    /// Frames in the WAL, and how many of them reached the database file.
-    pub wal_frames: i64,
-    pub checkpointed: i64,
 }
 
-/// Copy SQLite's WAL into the database file and truncate it to zero (`wal_checkpoint(TRUNCATE)`).
-/// SQLite's own checkpoints after each commit cannot restart the WAL while some reader always
-/// holds an older snapshot, and under a steady load the file grew without end (420 MB in a
-/// 10-minute load run, BENCHMARKS.md); this waits a moment for the readers to move on. `None` on
-/// PostgreSQL.
-pub fn checkpoint_wal(pool: &DbPool) -> StoreResult<Option<Checkpoint>> {
+/// Keep SQLite's WAL bounded. A passive checkpoint first (it never waits); when the WAL still
+/// holds more than `above_bytes`, a `wal_checkpoint(TRUNCATE)` that waits up to
+/// `CHECKPOINT_WAIT_MS` for readers to move on and empties the file. SQLite's own checkpoints
+/// after each commit cannot restart the WAL while some reader always holds an older snapshot:
+/// under a steady load the file grew without end (420 MB in a 10-minute load run, and 700 MB
+/// within one minute between once-a-minute checkpoints; BENCHMARKS.md). `None` on PostgreSQL.
+pub fn checkpoint_wal(pool: &DbPool, above_bytes: i64) -> StoreResult<Option<Checkpoint>> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         busy: i32,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         log: i64,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct PageSize {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
-        checkpointed: i64,
+        page_size: i64,
     }
     let mut conn = pool.get()?;
     let Conn::Sqlite(c) = &mut *conn else {
         return Ok(None);
     };
+    let passive = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Row>(c)?;
+    let page: PageSize = diesel::sql_query("PRAGMA page_size").get_result(c)?;
+    // A frame is a page plus its 24-byte header.
+    let wal_bytes = passive.log.max(0) * (page.page_size + 24);
+    if wal_bytes <= above_bytes {
+        return Ok(Some(Checkpoint {
+            wal_bytes,
+            truncating: false,
+            busy: false,
+        }));
+    }
     c.batch_execute(&format!("PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}"))?;
     let row = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Row>(c);
     // The pooled connection goes back with the pool's own wait.
     c.batch_execute(&format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"))?;
-    let row = row?;
     Ok(Some(Checkpoint {
-        busy: row.busy != 0,
-        wal_frames: row.log,
-        checkpointed: row.checkpointed,
+        wal_bytes,
+        truncating: true,
+        busy: row?.busy != 0,
     }))
 }
 
@@ -552,8 +567,9 @@ mod tests {
         }
     }
 
-    /// The periodic checkpoint empties the WAL that a long reader kept growing, once the reader
-    /// is gone; while it reads, the checkpoint gives up after its short wait and says so.
+    /// The periodic checkpoint leaves a WAL under its threshold alone, and empties one over it
+    /// once the long reader that kept it growing is gone; while the reader reads, it gives up
+    /// after its short wait and says so.
     #[test]
     fn checkpoint_truncates_the_wal_once_readers_move_on() {
         use diesel::connection::SimpleConnection;
@@ -577,22 +593,23 @@ mod tests {
         }
         let grown = std::fs::metadata(&wal).unwrap().len();
         assert!(grown > 1 << 20, "WAL of {grown} bytes");
+        let under = super::checkpoint_wal(&pool, grown as i64 * 2)
+            .unwrap()
+            .unwrap();
+        assert!(!under.truncating, "{under:?}");
+        assert!(
+            under.wal_bytes > 1 << 20 && under.wal_bytes <= grown as i64,
+            "{under:?}"
+        );
         let started = std::time::Instant::now();
-        let held = super::checkpoint_wal(&pool).unwrap().unwrap();
-        assert!(held.busy, "{held:?}");
+        let held = super::checkpoint_wal(&pool, 0).unwrap().unwrap();
+        assert!(held.truncating && held.busy, "{held:?}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
         assert!(std::fs::metadata(&wal).unwrap().len() >= grown);
         reader.batch_execute("COMMIT").unwrap();
         drop(reader);
-        let done = super::checkpoint_wal(&pool).unwrap().unwrap();
-        assert_eq!(
-            done,
-            super::Checkpoint {
-                busy: false,
-                wal_frames: 0,
-                checkpointed: 0
-            }
-        );
+        let done = super::checkpoint_wal(&pool, 0).unwrap().unwrap();
+        assert!(done.truncating && !done.busy, "{done:?}");
         assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
         // The connection went back to the pool with its usual wait.
         #[derive(diesel::QueryableByName)]
