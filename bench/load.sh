@@ -58,11 +58,15 @@ done
 [ -n "$ADDR" ] || { echo "obmen serve did not start" >&2; cat "$LOG" >&2; exit 1; }
 echo "obmen serve pid $SERVER on $ADDR, data $DATA, database: ${OBMEN_DATABASE_URL:+PostgreSQL }${OBMEN_DATABASE_URL:-SQLite}" \
   | sed 's|//[^@]*@|//…@|' >&2
-# SQLite: the WAL's size every 10 s (its bound is what store::checkpoint_wal keeps).
+# SQLite: the WAL's size (its bound is what store::checkpoint_wal keeps) and SQLite's heap (the
+# obmen_sqlite_memory_bytes gauge: page caches and statements) every 10 s.
 WAL_SAMPLES=$DATA/wal.samples
+HEAP_SAMPLES=$DATA/sqlite-heap.samples
 if [ -z "${OBMEN_DATABASE_URL:-}" ]; then
   (while kill -0 $SERVER 2>/dev/null; do
     stat -c %s "$DATA/obmen.db-wal" 2>/dev/null >>"$WAL_SAMPLES" || true
+    curl -fsS --max-time 5 "http://$ADDR/metrics" 2>/dev/null |
+      sed -n 's/^obmen_sqlite_memory_bytes //p' >>"$HEAP_SAMPLES" || true
     sleep 10
   done) &
   SAMPLER=$!
@@ -75,6 +79,9 @@ kill -0 $SERVER 2>/dev/null || { echo "obmen serve died during the run" >&2; sta
 if [ -s "$WAL_SAMPLES" ]; then
   sort -n "$WAL_SAMPLES" | awk -v last="$(tail -1 "$WAL_SAMPLES")" -v db="$(stat -c %s "$DATA/obmen.db")" \
     '{m=$1} END {printf "SQLite: WAL max %.1f MiB, last sample %.1f MiB (%d samples); database %.1f MiB\n", m/1048576, last/1048576, NR, db/1048576}'
+fi
+if [ -s "$HEAP_SAMPLES" ]; then
+  awk '{if ($1 > m) m = $1; l = $1; if (NR == 1) f = $1} END {printf "SQLite heap: first %.1f MiB, max %.1f MiB, last %.1f MiB (%d samples)\n", f/1048576, m/1048576, l/1048576, NR}' "$HEAP_SAMPLES"
 fi
 # Without colour codes (the log may carry ANSI escapes).
 sed 's/\x1b\[[0-9;]*m//g' "$LOG" >"$LOG.plain"

@@ -22,6 +22,7 @@ struct Metrics {
     api_call_errors: IntCounterVec,
     outbox: IntGaugeVec,
     orders_pending: IntGauge,
+    sqlite_memory: IntGauge,
 }
 
 fn metrics() -> &'static Metrics {
@@ -91,6 +92,11 @@ fn metrics() -> &'static Metrics {
             "Orders whose latest version has not been exported to 1C yet",
         )
         .expect("metric");
+        let sqlite_memory = IntGauge::new(
+            "obmen_sqlite_memory_bytes",
+            "Heap memory SQLite holds in this process: page caches, statements (SQLite only)",
+        )
+        .expect("metric");
         for c in [
             Box::new(exchange_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(import_bytes.clone()),
@@ -100,6 +106,7 @@ fn metrics() -> &'static Metrics {
             Box::new(api_call_errors.clone()),
             Box::new(outbox.clone()),
             Box::new(orders_pending.clone()),
+            Box::new(sqlite_memory.clone()),
         ] {
             registry.register(c).expect("register metric");
         }
@@ -113,6 +120,7 @@ fn metrics() -> &'static Metrics {
             api_call_errors,
             outbox,
             orders_pending,
+            sqlite_memory,
         }
     })
 }
@@ -235,6 +243,11 @@ pub fn render(conn: &mut Conn) -> Result<String, crate::store::StoreError> {
         .count()
         .get_result(conn)?;
     m.orders_pending.set(pending);
+    if !conn.is_pg() {
+        // SAFETY: a plain read of SQLite's allocation counter; it takes no argument.
+        m.sqlite_memory
+            .set(unsafe { libsqlite3_sys::sqlite3_memory_used() });
+    }
     let mut buf = Vec::new();
     TextEncoder::new()
         .encode(&m.registry.gather(), &mut buf)

@@ -395,6 +395,16 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
         "{m}"
     );
     assert!(m.contains("obmen_orders_pending_1c 0"), "{m}");
+    // SQLite's heap (page caches and statements): what bounds the server's memory (BENCHMARKS.md).
+    let sqlite: Option<i64> = m
+        .lines()
+        .find_map(|l| l.strip_prefix("obmen_sqlite_memory_bytes "))
+        .map(|v| v.parse().unwrap());
+    if obmen::store::testing::on_pg() {
+        assert_eq!(sqlite, Some(0), "{m}");
+    } else {
+        assert!(sqlite.is_some_and(|b| b > 100_000), "{m}");
+    }
 }
 
 #[tokio::test]
