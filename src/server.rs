@@ -536,9 +536,30 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
         )
         .await?;
     }
+    // glibc keeps what the server's many threads freed; give it back to the system each minute.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    sched
+        .add(Job::new_async("45 * * * * *", |_id, _l| {
+            Box::pin(async {
+                let _ = tokio::task::spawn_blocking(release_free_memory).await;
+            })
+        })?)
+        .await?;
     start_retention(&ex, &sched).await?;
     sched.start().await?;
     Ok(sched)
+}
+
+/// Return the heap's free pages to the system (`malloc_trim`). With 2 malloc arenas (main.rs) the
+/// server's RSS still rose a few MiB a minute under the load harness while its live heap did not
+/// (heaptrack; SQLite's own share stayed near 20 MiB, `obmen_sqlite_memory_bytes`): freed memory
+/// glibc kept (BENCHMARKS.md, load).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own free lists, under its arena locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Journal retention (`[retention]`) and scheduled backups (`[backup]`).
