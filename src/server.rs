@@ -536,7 +536,7 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
         )
         .await?;
     }
-    // glibc keeps what the server's many threads freed; give it back to the system each minute.
+    // Free heap pages back to the system each minute (see release_free_memory).
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     sched
         .add(Job::new_async("45 * * * * *", |_id, _l| {
@@ -550,10 +550,11 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
     Ok(sched)
 }
 
-/// Return the heap's free pages to the system (`malloc_trim`). With 2 malloc arenas (main.rs) the
-/// server's RSS still rose a few MiB a minute under the load harness while its live heap did not
-/// (heaptrack; SQLite's own share stayed near 20 MiB, `obmen_sqlite_memory_bytes`): freed memory
-/// glibc kept (BENCHMARKS.md, load).
+/// Return the heap's free pages to the system (`malloc_trim`). Added on the guess that the RSS
+/// growth under the load harness (a few MiB a minute with 2 malloc arenas, main.rs, while
+/// SQLite's own share stayed near 20 MiB) was freed memory glibc kept; the 10-minute release run
+/// with it showed no change (BENCHMARKS.md, load), so it is not the cause. Kept as a cheap
+/// return of free pages after bursts (the debug load smoke fell from its peak).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
     // SAFETY: malloc_trim only walks glibc's own free lists, under its arena locks.

@@ -293,8 +293,8 @@ pub fn now_ms() -> i64 {
 
 /// Page cache of a pooled connection, KiB (`PRAGMA cache_size` below; the importer raises its own).
 /// The server's pool holds 16 connections and each one's cache fills as the database grows, so
-/// this bounds the process's memory: 16 × 4 MiB (16 MiB each made RSS climb to ≈ 350 MiB under
-/// the load harness, BENCHMARKS.md).
+/// this bounds their share of the process's memory: 16 × 4 MiB (16 MiB each let the RSS climb to
+/// ≈ 350 MiB under the load harness, BENCHMARKS.md).
 pub const CACHE_KIB: u32 = 4_096;
 
 /// What a WAL file of SQLite is cut back to once a checkpoint has emptied it
