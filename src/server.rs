@@ -553,8 +553,9 @@ pub async fn start_schedules(ex: Arc<Exchange>) -> anyhow::Result<JobScheduler> 
 /// Return the heap's free pages to the system (`malloc_trim`). Added on the guess that the RSS
 /// growth under the load harness (a few MiB a minute with 2 malloc arenas, main.rs, while
 /// SQLite's own share stayed near 20 MiB) was freed memory glibc kept; the 10-minute release run
-/// with it showed no change (BENCHMARKS.md, load), so it is not the cause. Kept as a cheap
-/// return of free pages after bursts (the debug load smoke fell from its peak).
+/// with it showed no change (BENCHMARKS.md, load), so it is not the cause (that was SQLite's page
+/// caches refilled from the heap, `store::sqlite_page_slab`). Kept as a cheap return of free pages
+/// after bursts (the debug load smoke fell from its peak).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn release_free_memory() {
     // SAFETY: malloc_trim only walks glibc's own free lists, under its arena locks.
@@ -623,6 +624,12 @@ async fn start_retention(ex: &Arc<Exchange>, sched: &JobScheduler) -> anyhow::Re
 /// The dashboard user `serve --demo` creates when there is none.
 pub const DEMO_USER: &str = "admin";
 pub const DEMO_USER_PASSWORD: &str = "demo-admin";
+
+/// Threads of each HTTP worker's blocking pool (database work, file writes). Requests beyond
+/// them wait for a thread rather than for one of the pool's database connections: actix's
+/// default (512 shared by the workers) let the load harness's 50 1C clients hold ≈ 130 threads,
+/// each with its own stack and allocator caches (BENCHMARKS.md, load).
+const BLOCKING_THREADS_PER_WORKER: usize = 16;
 
 pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
     // Checked first: a bad certificate or key refuses the start before anything is touched.
@@ -694,7 +701,8 @@ pub async fn serve(mut cfg: Config, demo: bool) -> anyhow::Result<()> {
             .configure(|c| crate::web::configure(c, ex2.clone(), svc.clone()))
     })
     .client_request_timeout(Duration::from_secs(600))
-    .keep_alive(Duration::from_secs(75));
+    .keep_alive(Duration::from_secs(75))
+    .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER);
     let server = match tls {
         Some(tls) => server.bind_rustls_0_23(&listen, tls),
         None => server.bind(&listen),
