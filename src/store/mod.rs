@@ -388,11 +388,61 @@ impl CustomizeConnection<Conn, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
+/// Size of the page-cache slab all SQLite connections of the process share (see
+/// [`sqlite_page_slab`]).
+pub const PAGE_SLAB_BYTES: usize = 32 << 20;
+
+/// A slot of the slab: one 4 KiB database page and SQLite's header for it.
+const PAGE_SLOT_PAGE: usize = 4096;
+
+/// Give SQLite one slab for the page caches of all connections (`SQLITE_CONFIG_PAGECACHE`),
+/// before it initializes; pages beyond the slab (a large import's cache) still come from the
+/// heap. In WAL mode a connection drops its whole page cache whenever another one has written
+/// since its last read, so under 1C's load (a journal row on every request) each of the pool's
+/// connections freed and refilled its cache many times a second. From the heap, those 4 KiB
+/// pages fragmented glibc's arenas and the RSS kept climbing while the live heap stayed
+/// near 10 MiB (BENCHMARKS.md, load); in the slab they are reused in place. Returns whether
+/// SQLite took the slab: it cannot once the process has opened a database, which is why
+/// [`open`] calls this first.
+pub fn sqlite_page_slab() -> bool {
+    static TAKEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TAKEN.get_or_init(|| {
+        use libsqlite3_sys as ffi;
+        let mut header: std::os::raw::c_int = 0;
+        // SAFETY: both calls only set or read SQLite's global configuration, which SQLite
+        // refuses (SQLITE_MISUSE) once it has initialized; `header` outlives the call. The slab is
+        // leaked, so it lives as long as the process, as SQLite requires, and u64 elements keep
+        // it 8-byte aligned.
+        unsafe {
+            if ffi::sqlite3_config(ffi::SQLITE_CONFIG_PCACHE_HDRSZ, &mut header as *mut _)
+                != ffi::SQLITE_OK
+            {
+                return false;
+            }
+            let slot = (PAGE_SLOT_PAGE + header as usize).next_multiple_of(8);
+            let slots = PAGE_SLAB_BYTES / slot;
+            let slab: &'static mut [u64] = vec![0u64; slots * slot / 8].leak();
+            let rc = ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_PAGECACHE,
+                slab.as_mut_ptr() as *mut std::ffi::c_void,
+                slot as std::os::raw::c_int,
+                slots as std::os::raw::c_int,
+            );
+            if rc != ffi::SQLITE_OK {
+                tracing::debug!(rc, "SQLite was initialized before its page slab was set");
+                return false;
+            }
+            true
+        }
+    })
+}
+
 /// Open the pool and bring the schema up to date.
 pub fn open(url: &str, max_size: u32) -> StoreResult<DbPool> {
     let target = Target::of(url)?;
     match &target {
         Target::Sqlite(path) => {
+            sqlite_page_slab();
             if let Some(parent) = Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
                     let _ = std::fs::create_dir_all(parent);
