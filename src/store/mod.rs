@@ -406,35 +406,42 @@ const PAGE_SLOT_PAGE: usize = 4096;
 /// [`open`] calls this first.
 pub fn sqlite_page_slab() -> bool {
     static TAKEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *TAKEN.get_or_init(|| {
-        use libsqlite3_sys as ffi;
-        let mut header: std::os::raw::c_int = 0;
-        // SAFETY: both calls only set or read SQLite's global configuration, which SQLite
-        // refuses (SQLITE_MISUSE) once it has initialized; `header` outlives the call. The slab is
-        // leaked, so it lives as long as the process, as SQLite requires, and u64 elements keep
-        // it 8-byte aligned.
-        unsafe {
-            if ffi::sqlite3_config(ffi::SQLITE_CONFIG_PCACHE_HDRSZ, &mut header as *mut _)
-                != ffi::SQLITE_OK
-            {
-                return false;
-            }
-            let slot = (PAGE_SLOT_PAGE + header as usize).next_multiple_of(8);
-            let slots = PAGE_SLAB_BYTES / slot;
-            let slab: &'static mut [u64] = vec![0u64; slots * slot / 8].leak();
-            let rc = ffi::sqlite3_config(
-                ffi::SQLITE_CONFIG_PAGECACHE,
-                slab.as_mut_ptr() as *mut std::ffi::c_void,
-                slot as std::os::raw::c_int,
-                slots as std::os::raw::c_int,
-            );
-            if rc != ffi::SQLITE_OK {
-                tracing::debug!(rc, "SQLite was initialized before its page slab was set");
-                return false;
-            }
-            true
-        }
-    })
+    *TAKEN.get_or_init(give_sqlite_page_slab)
+}
+
+/// [`sqlite_page_slab`] without its once-per-process guard.
+fn give_sqlite_page_slab() -> bool {
+    use libsqlite3_sys as ffi;
+    use std::os::raw::c_int;
+    let mut header: c_int = 0;
+    // SAFETY: sqlite3_config only reads or sets SQLite's global configuration; the header
+    // size may be asked at any time and `header` outlives the call.
+    if unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_PCACHE_HDRSZ, &mut header as *mut c_int) }
+        != ffi::SQLITE_OK
+    {
+        return false;
+    }
+    let slot = (PAGE_SLOT_PAGE + header.max(0) as usize).next_multiple_of(8);
+    let slots = PAGE_SLAB_BYTES / slot;
+    // u64 elements keep the slab 8-byte aligned, as SQLite requires.
+    let mut slab = vec![0u64; slots * slot / 8];
+    // SAFETY: SQLite keeps the pointer for the rest of the process (the slab is forgotten
+    // below once SQLite has taken it) and refuses it (SQLITE_MISUSE) once initialized, in
+    // which case it keeps nothing and the slab is dropped here.
+    let rc = unsafe {
+        ffi::sqlite3_config(
+            ffi::SQLITE_CONFIG_PAGECACHE,
+            slab.as_mut_ptr() as *mut std::ffi::c_void,
+            slot as c_int,
+            slots as c_int,
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        tracing::debug!(rc, "SQLite was initialized before its page slab was set");
+        return false;
+    }
+    std::mem::forget(slab);
+    true
 }
 
 /// Open the pool and bring the schema up to date.
@@ -615,6 +622,24 @@ mod tests {
                 .unwrap();
             assert_eq!(got.cache_size, -i64::from(super::CACHE_KIB));
         }
+    }
+
+    #[test]
+    fn an_initialized_sqlite_refuses_the_page_slab_and_nothing_breaks() {
+        // SAFETY: sqlite3_initialize is idempotent and safe to call from any thread.
+        assert_eq!(
+            unsafe { libsqlite3_sys::sqlite3_initialize() },
+            libsqlite3_sys::SQLITE_OK
+        );
+        assert!(!super::give_sqlite_page_slab());
+        // Refused, the slab was dropped and SQLite works as before from its heap.
+        use diesel::connection::SimpleConnection;
+        let dir = tempfile::tempdir().unwrap();
+        let pool = super::open(dir.path().join("t.db").to_str().unwrap(), 1).unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
     }
 
     /// The periodic checkpoint leaves a WAL under its threshold alone, and empties one over it
