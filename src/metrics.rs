@@ -94,7 +94,7 @@ fn metrics() -> &'static Metrics {
         .expect("metric");
         let sqlite_memory = IntGauge::new(
             "obmen_sqlite_memory_bytes",
-            "Heap memory SQLite holds in this process: page caches, statements (SQLite only)",
+            "Heap memory SQLite holds in this process: statements, page caches beyond the page slab (SQLite only)",
         )
         .expect("metric");
         for c in [

@@ -395,8 +395,8 @@ async fn broken_upload_alerts_once_per_channel_and_retries() {
         "{m}"
     );
     assert!(m.contains("obmen_orders_pending_1c 0"), "{m}");
-    // SQLite's heap (page caches and statements): SQLite's share of the server's memory
-    // (BENCHMARKS.md, load).
+    // SQLite's heap (statements, and page caches beyond the page slab `store::sqlite_page_slab`
+    // sets aside; BENCHMARKS.md, load).
     let sqlite: Option<i64> = m
         .lines()
         .find_map(|l| l.strip_prefix("obmen_sqlite_memory_bytes "))
